@@ -1,0 +1,195 @@
+/* core/batch.c — batch life cycle: decode into an arena, reference counting, item counts. */
+#include "batch.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const signal_names[LG_SIGNAL_COUNT] = {"traces", "metrics", "logs"};
+static const char *const item_nouns[LG_SIGNAL_COUNT] = {"spans", "metric_points", "log_records"};
+
+const char *lg_signal_name(enum lg_signal s) { return s < LG_SIGNAL_COUNT ? signal_names[s] : "?"; }
+
+const char *lg_signal_item_noun(enum lg_signal s) { return s < LG_SIGNAL_COUNT ? item_nouns[s] : "?"; }
+
+int lg_signal_parse(const char *name, size_t len)
+{
+    for (int i = 0; i < LG_SIGNAL_COUNT; i++)
+        if (strlen(signal_names[i]) == len && memcmp(signal_names[i], name, len) == 0)
+            return i;
+    return -1;
+}
+
+const ProtobufCMessageDescriptor *lg_request_descriptor(enum lg_signal s)
+{
+    switch (s) {
+    case LG_SIGNAL_TRACES:
+        return &opentelemetry__proto__collector__trace__v1__export_trace_service_request__descriptor;
+    case LG_SIGNAL_METRICS:
+        return &opentelemetry__proto__collector__metrics__v1__export_metrics_service_request__descriptor;
+    case LG_SIGNAL_LOGS:
+        return &opentelemetry__proto__collector__logs__v1__export_logs_service_request__descriptor;
+    default:
+        return NULL;
+    }
+}
+
+const ProtobufCMessageDescriptor *lg_response_descriptor(enum lg_signal s)
+{
+    switch (s) {
+    case LG_SIGNAL_TRACES:
+        return &opentelemetry__proto__collector__trace__v1__export_trace_service_response__descriptor;
+    case LG_SIGNAL_METRICS:
+        return &opentelemetry__proto__collector__metrics__v1__export_metrics_service_response__descriptor;
+    case LG_SIGNAL_LOGS:
+        return &opentelemetry__proto__collector__logs__v1__export_logs_service_response__descriptor;
+    default:
+        return NULL;
+    }
+}
+
+static struct lg_batch *batch_alloc(enum lg_signal signal, struct lg_arena *arena)
+{
+    struct lg_batch *b = calloc(1, sizeof *b);
+    if (b == NULL)
+        return NULL;
+    atomic_init(&b->refs, 1);
+    b->signal = signal;
+    b->arena = arena;
+    b->received_mono_ns = lg_now_mono_ns();
+    return b;
+}
+
+struct lg_batch *lg_batch_create(enum lg_signal signal, size_t arena_hint)
+{
+    const ProtobufCMessageDescriptor *d = lg_request_descriptor(signal);
+    if (d == NULL)
+        return NULL;
+    struct lg_arena *a = lg_arena_create(arena_hint);
+    if (a == NULL)
+        return NULL;
+    ProtobufCMessage *msg = lg_arena_alloc(a, d->sizeof_message);
+    struct lg_batch *b = msg ? batch_alloc(signal, a) : NULL;
+    if (b == NULL) {
+        lg_arena_destroy(a);
+        return NULL;
+    }
+    d->message_init(msg);
+    b->req.msg = msg;
+    return b;
+}
+
+struct lg_batch *lg_batch_ref(struct lg_batch *b)
+{
+    atomic_fetch_add_explicit(&b->refs, 1, memory_order_relaxed);
+    return b;
+}
+
+void lg_batch_unref(struct lg_batch *b)
+{
+    if (b == NULL)
+        return;
+    if (atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    for (size_t i = 0; i < b->ndeps; i++)
+        lg_batch_unref(b->deps[i]);
+    free(b->deps);
+    lg_arena_destroy(b->arena);
+    free(b);
+}
+
+int lg_batch_add_dep(struct lg_batch *b, struct lg_batch *dep)
+{
+    struct lg_batch **d = realloc(b->deps, (b->ndeps + 1) * sizeof *d);
+    if (d == NULL)
+        return LG_ENOMEM;
+    b->deps = d;
+    b->deps[b->ndeps++] = lg_batch_ref(dep);
+    return LG_OK;
+}
+
+size_t lg_metric_point_count(const lg_metric *m)
+{
+    switch (m->data_case) {
+    case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_GAUGE:
+        return m->gauge ? m->gauge->n_data_points : 0;
+    case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUM:
+        return m->sum ? m->sum->n_data_points : 0;
+    case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_HISTOGRAM:
+        return m->histogram ? m->histogram->n_data_points : 0;
+    case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_EXPONENTIAL_HISTOGRAM:
+        return m->exponential_histogram ? m->exponential_histogram->n_data_points : 0;
+    case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUMMARY:
+        return m->summary ? m->summary->n_data_points : 0;
+    default:
+        return 0;
+    }
+}
+
+size_t lg_request_count_items(enum lg_signal s, const ProtobufCMessage *msg)
+{
+    size_t n = 0;
+    if (msg == NULL)
+        return 0;
+    if (s == LG_SIGNAL_TRACES) {
+        const lg_traces_req *r = (const lg_traces_req *)msg;
+        for (size_t i = 0; i < r->n_resource_spans; i++)
+            for (size_t j = 0; j < r->resource_spans[i]->n_scope_spans; j++)
+                n += r->resource_spans[i]->scope_spans[j]->n_spans;
+    } else if (s == LG_SIGNAL_METRICS) {
+        const lg_metrics_req *r = (const lg_metrics_req *)msg;
+        for (size_t i = 0; i < r->n_resource_metrics; i++)
+            for (size_t j = 0; j < r->resource_metrics[i]->n_scope_metrics; j++) {
+                const lg_scope_metrics *sm = r->resource_metrics[i]->scope_metrics[j];
+                for (size_t k = 0; k < sm->n_metrics; k++)
+                    n += lg_metric_point_count(sm->metrics[k]);
+            }
+    } else if (s == LG_SIGNAL_LOGS) {
+        const lg_logs_req *r = (const lg_logs_req *)msg;
+        for (size_t i = 0; i < r->n_resource_logs; i++)
+            for (size_t j = 0; j < r->resource_logs[i]->n_scope_logs; j++)
+                n += r->resource_logs[i]->scope_logs[j]->n_log_records;
+    }
+    return n;
+}
+
+size_t lg_batch_count_items(const struct lg_batch *b) { return lg_request_count_items(b->signal, b->req.msg); }
+
+/* A request's decoded tree is typically 2-3x its wire size; start the arena near that so
+ * most requests fit in one or two blocks. */
+#define DECODE_ARENA_FACTOR 3
+
+int lg_batch_decode(enum lg_signal s, const uint8_t *data, size_t len, struct lg_batch **out,
+                    struct lg_err *err)
+{
+    const ProtobufCMessageDescriptor *d = lg_request_descriptor(s);
+    if (d == NULL)
+        return lg_err_set(err, LG_EINVAL, "unknown signal");
+    struct lg_arena *a = lg_arena_create(len * DECODE_ARENA_FACTOR + 1024);
+    if (a == NULL)
+        return lg_err_set(err, LG_ENOMEM, "out of memory");
+    struct lg_batch *b = batch_alloc(s, a);
+    if (b == NULL) {
+        lg_arena_destroy(a);
+        return lg_err_set(err, LG_ENOMEM, "out of memory");
+    }
+    ProtobufCAllocator al = lg_arena_pb_allocator(a);
+    b->req.msg = protobuf_c_message_unpack(d, &al, len, data);
+    if (b->req.msg == NULL) {
+        lg_batch_unref(b);
+        return lg_err_set(err, LG_EINVAL, "malformed protobuf: cannot decode %s of %zu bytes",
+                          d->short_name, len);
+    }
+    b->items = lg_batch_count_items(b);
+    *out = b;
+    return LG_OK;
+}
+
+uint8_t *lg_batch_encode(const struct lg_batch *b, size_t *len)
+{
+    size_t n = protobuf_c_message_get_packed_size(b->req.msg);
+    uint8_t *buf = malloc(n ? n : 1);
+    if (buf == NULL)
+        return NULL;
+    *len = protobuf_c_message_pack(b->req.msg, buf);
+    return buf;
+}

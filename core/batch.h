@@ -1,0 +1,77 @@
+/* core/batch.h — one unit of telemetry moving through the pipeline.
+ *
+ * A batch owns an arena and the decoded OTLP Export*ServiceRequest tree allocated from it
+ * (or pointing into the arenas of the batches listed in `deps`, which it keeps alive).
+ * Batches are reference counted: whoever hands a batch to a consumer keeps its own
+ * reference; a consumer that retains the batch past the call takes lg_batch_ref().
+ * A batch shared by several consumers (refs > 1) is read-only; a processor that must
+ * change it copies it first (lg_batch_make_writable). */
+#ifndef LG_BATCH_H
+#define LG_BATCH_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "arena.h"
+#include "common.h"
+#include "otlp.h"
+
+enum lg_signal {
+    LG_SIGNAL_TRACES = 0,
+    LG_SIGNAL_METRICS = 1,
+    LG_SIGNAL_LOGS = 2,
+    LG_SIGNAL_COUNT = 3,
+};
+
+#define LG_SIG_BIT(s) (1u << (s))
+#define LG_TRACES LG_SIG_BIT(LG_SIGNAL_TRACES)
+#define LG_METRICS LG_SIG_BIT(LG_SIGNAL_METRICS)
+#define LG_LOGS LG_SIG_BIT(LG_SIGNAL_LOGS)
+
+/** "traces", "metrics", "logs". */
+const char *lg_signal_name(enum lg_signal s);
+/** Parses "traces" etc.; -1 when unknown. */
+int lg_signal_parse(const char *name, size_t len);
+/** The Collector's item noun per signal: "spans", "metric_points", "log_records". */
+const char *lg_signal_item_noun(enum lg_signal s);
+
+struct lg_batch {
+    _Atomic int refs;
+    enum lg_signal signal;
+    struct lg_arena *arena; /* owns `req` (may be NULL when req lives in deps) */
+    union {
+        ProtobufCMessage *msg;
+        lg_traces_req *traces;
+        lg_metrics_req *metrics;
+        lg_logs_req *logs;
+    } req;
+    size_t items;            /* spans, metric data points, or log records */
+    struct lg_batch **deps;  /* batches whose memory req points into (each holds a ref) */
+    size_t ndeps;
+    int64_t received_mono_ns;
+};
+
+/** A new batch with its own arena and an empty request of the signal's type. NULL on OOM. */
+struct lg_batch *lg_batch_create(enum lg_signal signal, size_t arena_hint);
+struct lg_batch *lg_batch_ref(struct lg_batch *b);
+/** Drops a reference; the last one frees the arena, the deps and the batch. NULL allowed. */
+void lg_batch_unref(struct lg_batch *b);
+/** Adds a dependency (takes a new reference to dep). */
+int lg_batch_add_dep(struct lg_batch *b, struct lg_batch *dep);
+/** Recounts `items` from the request tree. */
+size_t lg_batch_count_items(const struct lg_batch *b);
+/** Items in a request of the given signal. */
+size_t lg_request_count_items(enum lg_signal s, const ProtobufCMessage *msg);
+/** Data points in one metric. */
+size_t lg_metric_point_count(const lg_metric *m);
+/** Decodes protobuf bytes into a new batch. LG_EINVAL with a message on bad input. */
+int lg_batch_decode(enum lg_signal s, const uint8_t *data, size_t len, struct lg_batch **out,
+                    struct lg_err *err);
+/** Serialises the request into malloc'd bytes (*len set). NULL on OOM. */
+uint8_t *lg_batch_encode(const struct lg_batch *b, size_t *len);
+/** Protobuf descriptor of the Export*ServiceRequest / Response for a signal. */
+const ProtobufCMessageDescriptor *lg_request_descriptor(enum lg_signal s);
+const ProtobufCMessageDescriptor *lg_response_descriptor(enum lg_signal s);
+
+#endif

@@ -1,0 +1,42 @@
+/* core/httpd.h — a small HTTP/1.1 server on libevent (evhttp), one event-loop thread per
+ * server. Used by the OTLP/HTTP receiver and by the health_check and self-metrics endpoints.
+ * Handlers run on the server's loop thread and must not block. */
+#ifndef LG_HTTPD_H
+#define LG_HTTPD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common.h"
+
+struct evhttp_request;
+struct lg_http_server;
+
+/** Handler for requests the server did not route elsewhere. `arg` is the caller's. */
+typedef void (*lg_http_handler)(struct evhttp_request *req, void *arg);
+
+struct lg_http_server_opts {
+    const char *endpoint;       /* "host:port", ":port", "[::1]:port" */
+    size_t max_body_size;       /* bytes on the wire; 0 = unlimited */
+    size_t max_headers_size;    /* 0 = 64 KiB */
+    int timeout_secs;           /* per-connection read/write timeout; 0 = 30 */
+    const char *tls_cert_file;  /* NULL = plain HTTP */
+    const char *tls_key_file;
+    const char *tls_client_ca_file;
+    const char *tls_min_version; /* "1.2" (default) or "1.3" */
+};
+
+/** Binds and starts the loop thread. A busy port is an error naming the endpoint. */
+int lg_http_server_start(const struct lg_http_server_opts *opts, lg_http_handler handler,
+                         void *arg, struct lg_http_server **out, struct lg_err *err);
+/** Stops accepting, lets in-flight requests finish until the deadline, joins the thread. */
+void lg_http_server_stop(struct lg_http_server *s, int64_t deadline_mono_ns);
+void lg_http_server_free(struct lg_http_server *s);
+/** The port actually bound (useful with port 0). */
+int lg_http_server_port(const struct lg_http_server *s);
+
+/** Splits "host:port" / ":port" / "[v6]:port" into host (empty = all interfaces) and port. */
+int lg_parse_endpoint(const char *endpoint, char *host, size_t hostlen, int *port,
+                      struct lg_err *err);
+
+#endif

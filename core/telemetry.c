@@ -1,0 +1,211 @@
+/* core/telemetry.c — registry of self-metrics and their Prometheus text rendering.
+ *
+ * Counters live in a list guarded by a mutex only for creation and rendering; updates are
+ * relaxed atomic adds, so the hot path never takes a lock. */
+#include "telemetry.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum metric_kind { KIND_COUNTER, KIND_GAUGE_FN };
+
+struct lg_counter {
+    struct lg_counter *next;
+    enum metric_kind kind;
+    char *name;
+    char *help;
+    char *labels;
+    _Atomic uint64_t value;
+    double (*fn)(void *);
+    void *arg;
+};
+
+struct lg_telemetry {
+    pthread_mutex_t lock;
+    struct lg_counter *head; /* in creation order (appended at tail) */
+    struct lg_counter **tail;
+};
+
+struct lg_telemetry *lg_telemetry_create(void)
+{
+    struct lg_telemetry *t = calloc(1, sizeof *t);
+    if (t == NULL)
+        return NULL;
+    pthread_mutex_init(&t->lock, NULL);
+    t->tail = &t->head;
+    return t;
+}
+
+void lg_telemetry_destroy(struct lg_telemetry *t)
+{
+    if (t == NULL)
+        return;
+    struct lg_counter *c = t->head;
+    while (c) {
+        struct lg_counter *n = c->next;
+        free(c->name);
+        free(c->help);
+        free(c->labels);
+        free(c);
+        c = n;
+    }
+    pthread_mutex_destroy(&t->lock);
+    free(t);
+}
+
+static struct lg_counter *find_locked(struct lg_telemetry *t, const char *name, const char *labels)
+{
+    for (struct lg_counter *c = t->head; c; c = c->next)
+        if (strcmp(c->name, name) == 0 && strcmp(c->labels, labels) == 0)
+            return c;
+    return NULL;
+}
+
+static struct lg_counter *add_locked(struct lg_telemetry *t, enum metric_kind kind,
+                                     const char *name, const char *help, const char *labels)
+{
+    struct lg_counter *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return NULL;
+    c->kind = kind;
+    c->name = strdup(name);
+    c->help = strdup(help ? help : "");
+    c->labels = strdup(labels ? labels : "");
+    if (!c->name || !c->help || !c->labels) {
+        free(c->name);
+        free(c->help);
+        free(c->labels);
+        free(c);
+        return NULL;
+    }
+    *t->tail = c;
+    t->tail = &c->next;
+    return c;
+}
+
+struct lg_counter *lg_telemetry_counter(struct lg_telemetry *t, const char *name,
+                                        const char *help, const char *labels)
+{
+    if (t == NULL)
+        return NULL;
+    if (labels == NULL)
+        labels = "";
+    pthread_mutex_lock(&t->lock);
+    struct lg_counter *c = find_locked(t, name, labels);
+    if (c == NULL)
+        c = add_locked(t, KIND_COUNTER, name, help, labels);
+    pthread_mutex_unlock(&t->lock);
+    return c;
+}
+
+void lg_counter_add(struct lg_counter *c, uint64_t n)
+{
+    if (c != NULL)
+        atomic_fetch_add_explicit(&c->value, n, memory_order_relaxed);
+}
+
+uint64_t lg_counter_value(const struct lg_counter *c)
+{
+    return c ? atomic_load_explicit(&c->value, memory_order_relaxed) : 0;
+}
+
+int lg_telemetry_gauge_fn(struct lg_telemetry *t, const char *name, const char *help,
+                          const char *labels, double (*fn)(void *arg), void *arg)
+{
+    if (t == NULL)
+        return -1;
+    pthread_mutex_lock(&t->lock);
+    struct lg_counter *c = find_locked(t, name, labels ? labels : "");
+    if (c == NULL)
+        c = add_locked(t, KIND_GAUGE_FN, name, help, labels);
+    if (c != NULL) {
+        c->kind = KIND_GAUGE_FN;
+        c->fn = fn;
+        c->arg = arg;
+    }
+    pthread_mutex_unlock(&t->lock);
+    return c ? 0 : -1;
+}
+
+struct outbuf {
+    char *p;
+    size_t len, cap;
+    bool oom;
+};
+
+static void out_printf(struct outbuf *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void out_printf(struct outbuf *o, const char *fmt, ...)
+{
+    if (o->oom)
+        return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(o->p + o->len, o->cap - o->len, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            o->oom = true;
+            return;
+        }
+        if ((size_t)n < o->cap - o->len) {
+            o->len += (size_t)n;
+            return;
+        }
+        size_t ncap = (o->cap + (size_t)n + 1) * 2;
+        char *np = realloc(o->p, ncap);
+        if (np == NULL) {
+            o->oom = true;
+            return;
+        }
+        o->p = np;
+        o->cap = ncap;
+    }
+}
+
+char *lg_telemetry_render(struct lg_telemetry *t, size_t *len)
+{
+    struct outbuf o = {.p = malloc(4096), .cap = 4096};
+    if (o.p == NULL)
+        return NULL;
+    o.p[0] = '\0';
+    pthread_mutex_lock(&t->lock);
+    /* Prometheus wants all samples of one family together, after one HELP/TYPE pair. */
+    for (struct lg_counter *c = t->head; c; c = c->next) {
+        bool first = true;
+        for (struct lg_counter *p = t->head; p != c; p = p->next)
+            if (strcmp(p->name, c->name) == 0) {
+                first = false;
+                break;
+            }
+        if (!first)
+            continue;
+        bool counter = c->kind == KIND_COUNTER;
+        out_printf(&o, "# HELP %s %s\n# TYPE %s %s\n", c->name, c->help, c->name,
+                   counter ? "counter" : "gauge");
+        for (struct lg_counter *s = c; s; s = s->next) {
+            if (strcmp(s->name, c->name) != 0)
+                continue;
+            const char *open = s->labels[0] ? "{" : "";
+            const char *close = s->labels[0] ? "}" : "";
+            if (s->kind == KIND_COUNTER)
+                out_printf(&o, "%s%s%s%s %llu\n", s->name, open, s->labels, close,
+                           (unsigned long long)lg_counter_value(s));
+            else
+                out_printf(&o, "%s%s%s%s %.17g\n", s->name, open, s->labels, close,
+                           s->fn ? s->fn(s->arg) : 0.0);
+        }
+    }
+    pthread_mutex_unlock(&t->lock);
+    if (o.oom) {
+        free(o.p);
+        return NULL;
+    }
+    if (len)
+        *len = o.len;
+    return o.p;
+}

@@ -1,0 +1,33 @@
+/* core/telemetry.h — the gateway's own metrics, exposed in Prometheus text format.
+ *
+ * Counters are created once (at component create/start) and then updated lock-free from
+ * any thread. Names and labels follow the Collector (otelcol_receiver_accepted_spans with
+ * receiver="otlp",transport="grpc") so existing dashboards and alerts work. */
+#ifndef LG_TELEMETRY_H
+#define LG_TELEMETRY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct lg_telemetry;
+struct lg_counter;
+
+struct lg_telemetry *lg_telemetry_create(void);
+void lg_telemetry_destroy(struct lg_telemetry *t);
+
+/** Returns the counter with this name and label set, creating it (thread-safe). `labels` is
+ *  Prometheus label text without braces, e.g. `receiver="otlp",transport="grpc"` (may be "").
+ *  NULL only on OOM; lg_counter_add(NULL, ...) is a no-op. */
+struct lg_counter *lg_telemetry_counter(struct lg_telemetry *t, const char *name,
+                                        const char *help, const char *labels);
+void lg_counter_add(struct lg_counter *c, uint64_t n);
+uint64_t lg_counter_value(const struct lg_counter *c);
+
+/** A gauge read at scrape time through fn(arg). */
+int lg_telemetry_gauge_fn(struct lg_telemetry *t, const char *name, const char *help,
+                          const char *labels, double (*fn)(void *arg), void *arg);
+
+/** Renders every metric as Prometheus text exposition (malloc'd, *len set). */
+char *lg_telemetry_render(struct lg_telemetry *t, size_t *len);
+
+#endif
