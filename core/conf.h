@@ -98,7 +98,8 @@ int lg_conf_error(struct lg_err *err, const struct lg_node *n, const char *fmt, 
     __attribute__((format(printf, 3, 4)));
 
 /** Writes the tree back as YAML (block style) to a malloc'd string (print-config); the caller
- *  frees it. NULL on OOM. Quoted scalars stay quoted, plain ones that would read back as null
+ *  frees it. NULL on OOM (or when a value taken from the environment is not valid UTF-8,
+ *  which libyaml cannot emit). Quoted scalars stay quoted, plain ones that would read back as null
  *  are quoted, and every $ in a value is written $$ so that loading the output again gives
  *  the same tree (the values are already expanded). */
 char *lg_conf_dump(const struct lg_node *root);
