@@ -12,7 +12,10 @@
 struct evhttp_request;
 struct lg_http_server;
 
-/** Handler for requests the server did not route elsewhere. `arg` is the caller's. */
+/** Handler for requests the server did not route elsewhere. `arg` is the caller's.
+ *  The server owns the request's on-complete callback (evhttp_request_set_on_complete_cb):
+ *  handlers must not set it. While the server is stopping, replies carry
+ *  "Connection: close". */
 typedef void (*lg_http_handler)(struct evhttp_request *req, void *arg);
 
 struct lg_http_server_opts {
@@ -29,8 +32,11 @@ struct lg_http_server_opts {
 /** Binds and starts the loop thread. A busy port is an error naming the endpoint. */
 int lg_http_server_start(const struct lg_http_server_opts *opts, lg_http_handler handler,
                          void *arg, struct lg_http_server **out, struct lg_err *err);
-/** Stops accepting, lets in-flight requests finish until the deadline, joins the thread. */
+/** Stops accepting, closes idle keep-alive connections, lets in-flight requests finish
+ *  until the deadline (monotonic ns), then closes the rest and joins the thread.
+ *  Idempotent; call from one thread, never from a handler (the loop thread). */
 void lg_http_server_stop(struct lg_http_server *s, int64_t deadline_mono_ns);
+/** Stops at once if still running (in-flight requests are cut), then frees. NULL allowed. */
 void lg_http_server_free(struct lg_http_server *s);
 /** The port actually bound (useful with port 0). */
 int lg_http_server_port(const struct lg_http_server *s);
