@@ -27,7 +27,7 @@ static const struct lg_conf_field tls_fields[] = {
     LG_CONF_STRING("min_version", "1.2", struct otlp_tls_conf, min_version, "1.2 or 1.3"),
     LG_CONF_STRING("max_version", NULL, struct otlp_tls_conf, max_version, "1.2 or 1.3"),
     LG_CONF_DURATION("reload_interval", "0", struct otlp_tls_conf, reload_interval_ns,
-                     "re-read certificate files this often (0 = on change only)"),
+                     "re-read certificate files when this much time has passed (0: never)"),
     LG_CONF_ACCEPTED("include_system_ca_certs_pool", "accepted for Collector compatibility"),
     LG_CONF_ACCEPTED("cipher_suites", "accepted for Collector compatibility; OpenSSL defaults apply"),
     LG_CONF_END,
@@ -43,37 +43,23 @@ static int refuse_auth(const struct lg_node *n, void *dst, struct lg_arena *aren
 }
 
 static const struct lg_conf_field keepalive_server_fields[] = {
-    LG_CONF_DURATION("max_connection_idle", "0", struct otlp_keepalive_conf, server_parameters.max_connection_idle_ns, "close idle connections after"),
-    LG_CONF_DURATION("max_connection_age", "0", struct otlp_keepalive_conf, server_parameters.max_connection_age_ns, "close connections older than"),
-    LG_CONF_DURATION("max_connection_age_grace", "0", struct otlp_keepalive_conf, server_parameters.max_connection_age_grace_ns, "grace for in-flight RPCs"),
-    LG_CONF_DURATION("time", "0", struct otlp_keepalive_conf, server_parameters.time_ns, "ping an idle connection after"),
-    LG_CONF_DURATION("timeout", "0", struct otlp_keepalive_conf, server_parameters.timeout_ns, "wait for a ping ack this long"),
+    LG_CONF_DURATION("max_connection_idle", "0", struct otlp_keepalive_server_conf, max_connection_idle_ns, "close idle connections after (0: never)"),
+    LG_CONF_DURATION("max_connection_age", "0", struct otlp_keepalive_server_conf, max_connection_age_ns, "close connections older than (0: never)"),
+    LG_CONF_DURATION("max_connection_age_grace", "0", struct otlp_keepalive_server_conf, max_connection_age_grace_ns, "grace for in-flight RPCs after max_connection_age"),
+    LG_CONF_DURATION("time", "0", struct otlp_keepalive_server_conf, time_ns, "ping an idle connection after (0: gRPC default, 2h)"),
+    LG_CONF_DURATION("timeout", "0", struct otlp_keepalive_server_conf, timeout_ns, "wait this long for a ping ack (0: gRPC default, 20s)"),
     LG_CONF_END,
 };
 
 static const struct lg_conf_field keepalive_enforcement_fields[] = {
-    LG_CONF_DURATION("min_time", "0", struct otlp_keepalive_conf, enforcement_policy.min_time_ns, "minimum client ping interval"),
-    LG_CONF_BOOL("permit_without_stream", "false", struct otlp_keepalive_conf, enforcement_policy.permit_without_stream, "allow pings without active streams"),
+    LG_CONF_DURATION("min_time", "0", struct otlp_keepalive_enforcement_conf, min_time_ns, "minimum client ping interval (0: gRPC default, 5m)"),
+    LG_CONF_BOOL("permit_without_stream", "false", struct otlp_keepalive_enforcement_conf, permit_without_stream, "allow pings without active streams"),
     LG_CONF_END,
 };
 
-/* Sections are parsed into the nested struct at the section's offset, so each nested table
- * is relative to struct otlp_keepalive_conf; the wrapper tables below shift them. */
-static int parse_keepalive_server(const struct lg_node *n, void *dst, struct lg_arena *a, struct lg_err *err)
-{
-    struct otlp_keepalive_conf *k = (struct otlp_keepalive_conf *)((char *)dst - offsetof(struct otlp_keepalive_conf, server_parameters));
-    return lg_conf_apply(keepalive_server_fields, n, n, k, a, err);
-}
-
-static int parse_keepalive_enforcement(const struct lg_node *n, void *dst, struct lg_arena *a, struct lg_err *err)
-{
-    struct otlp_keepalive_conf *k = (struct otlp_keepalive_conf *)((char *)dst - offsetof(struct otlp_keepalive_conf, enforcement_policy));
-    return lg_conf_apply(keepalive_enforcement_fields, n, n, k, a, err);
-}
-
 static const struct lg_conf_field keepalive_fields[] = {
-    LG_CONF_CUSTOM("server_parameters", NULL, struct otlp_keepalive_conf, server_parameters, parse_keepalive_server, "server keepalive parameters"),
-    LG_CONF_CUSTOM("enforcement_policy", NULL, struct otlp_keepalive_conf, enforcement_policy, parse_keepalive_enforcement, "client keepalive enforcement"),
+    LG_CONF_SECTION("server_parameters", struct otlp_keepalive_conf, server_parameters, keepalive_server_fields, "server keepalive parameters"),
+    LG_CONF_SECTION("enforcement_policy", struct otlp_keepalive_conf, enforcement_policy, keepalive_enforcement_fields, "client keepalive enforcement"),
     LG_CONF_END,
 };
 
@@ -117,22 +103,13 @@ static const struct lg_conf_field http_fields[] = {
 };
 
 static const struct lg_conf_field protocols_fields[] = {
-    LG_CONF_SECTION_OPT("grpc", struct otlp_conf, protocols.grpc, protocols.has_grpc, grpc_fields, "OTLP/gRPC"),
-    LG_CONF_SECTION_OPT("http", struct otlp_conf, protocols.http, protocols.has_http, http_fields, "OTLP/HTTP"),
+    LG_CONF_SECTION_OPT("grpc", struct otlp_protocols_conf, grpc, has_grpc, grpc_fields, "OTLP/gRPC"),
+    LG_CONF_SECTION_OPT("http", struct otlp_protocols_conf, http, has_http, http_fields, "OTLP/HTTP"),
     LG_CONF_END,
 };
 
-/* `protocols` is a section of struct otlp_conf whose own fields sit at offset 0. */
-static int parse_protocols(const struct lg_node *n, void *dst, struct lg_arena *a, struct lg_err *err)
-{
-    struct otlp_conf *conf = (struct otlp_conf *)((char *)dst - offsetof(struct otlp_conf, protocols));
-    if (n == NULL || lg_node_is_null(n) || (n->type == LG_NODE_MAP && n->npairs == 0))
-        return lg_conf_error(err, n, "must enable at least one protocol (grpc or http)");
-    return lg_conf_apply(protocols_fields, n, n, conf, a, err);
-}
-
 static const struct lg_conf_field otlp_fields[] = {
-    LG_CONF_CUSTOM("protocols", NULL, struct otlp_conf, protocols, parse_protocols, "grpc and/or http"),
+    LG_CONF_SECTION("protocols", struct otlp_conf, protocols, protocols_fields, "grpc and/or http (at least one)"),
     LG_CONF_END,
 };
 
@@ -321,9 +298,17 @@ static int otlp_create(struct lg_component *c, struct lg_err *err)
     g->permit_without_stream = g->keepalive.enforcement_policy.permit_without_stream;
     if (!conf->protocols.has_grpc && !conf->protocols.has_http) {
         free(r);
-        if (c->conf_node != NULL)
-            return lg_conf_error(err, c->conf_node, "must enable at least one protocol (protocols: {grpc: ..., http: ...})");
-        return lg_err_set(err, LG_EINVAL, "receivers.%s: must enable at least one protocol (protocols: {grpc: ..., http: ...})", c->id);
+        const struct lg_node *p = lg_node_get(c->conf_node, "protocols");
+        if (p != NULL)
+            return lg_conf_error(err, p, "must enable at least one protocol (grpc or http)");
+        return c->conf_node ? lg_conf_error(err, c->conf_node, "protocols: must enable at least one protocol (grpc or http)")
+                            : lg_err_set(err, LG_EINVAL, "receivers.%s.protocols: must enable at least one protocol (grpc or http)", c->id);
+    }
+    if (conf->protocols.has_grpc && g->tls.min_version && strcmp(g->tls.min_version, "1.2") != 0) {
+        free(r);
+        /* gRPC core 1.51's C API has no way to raise the TLS floor for a server. */
+        return lg_conf_error(err, lg_node_get(lg_node_get(lg_node_get(lg_node_get(c->conf_node, "protocols"), "grpc"), "tls"), "min_version"),
+                             "only \"1.2\" is supported for gRPC (TLS 1.3 is still negotiated when the client offers it), got \"%s\"", g->tls.min_version);
     }
     if (conf->protocols.has_grpc && g->transport && strcmp(g->transport, "tcp") != 0) {
         free(r);
