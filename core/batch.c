@@ -1,6 +1,8 @@
 /* core/batch.c — batch life cycle: decode into an arena, reference counting, item counts. */
 #include "batch.h"
 
+#include "pb_depth.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -164,6 +166,9 @@ int lg_batch_decode(enum lg_signal s, const uint8_t *data, size_t len, struct lg
     const ProtobufCMessageDescriptor *d = lg_request_descriptor(s);
     if (d == NULL)
         return lg_err_set(err, LG_EINVAL, "unknown signal");
+    int rc = lg_pb_check_depth(d, data, len, LG_PB_MAX_DEPTH, err);
+    if (rc != LG_OK)
+        return rc;
     struct lg_arena *a = lg_arena_create(len * DECODE_ARENA_FACTOR + 1024);
     if (a == NULL)
         return lg_err_set(err, LG_ENOMEM, "out of memory");
