@@ -226,7 +226,7 @@ static int open_listener(const char *endpoint, evutil_socket_t *out, int *bound_
     if (rc != LG_OK)
         return rc;
     struct sockaddr_storage ss;
-    socklen_t sslen;
+    socklen_t sslen = 0;
     bool dual_stack;
     rc = resolve_bind_addr(host, port, endpoint, &ss, &sslen, &dual_stack, err);
     if (rc != LG_OK)

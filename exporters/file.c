@@ -81,8 +81,11 @@ static int file_consume(struct lg_component *c, struct lg_batch *b)
     size_t len = 0;
     void *buf = st->proto ? (void *)lg_batch_encode(b, &len) : (void *)lg_otlp_json_encode(b->req.msg, &len);
     if (buf == NULL) {
+        /* JSON encoding also fails for data nested deeper than JSON output allows: a
+         * permanent error for this batch, not a reason to retry. */
         lg_counter_add(st->failed[b->signal], b->items);
-        return LG_ENOMEM;
+        lg_error(c->id, "cannot encode a batch of %zu %s as %s", b->items, lg_signal_item_noun(b->signal), st->proto ? "protobuf" : "JSON");
+        return st->proto ? LG_ENOMEM : LG_EINVAL;
     }
     pthread_mutex_lock(&st->lock);
     bool ok = st->f != NULL;

@@ -24,15 +24,19 @@ struct otlp_tls_conf {
     int64_t reload_interval_ns;
 };
 
+struct otlp_keepalive_server_conf {
+    int64_t max_connection_idle_ns, max_connection_age_ns, max_connection_age_grace_ns;
+    int64_t time_ns, timeout_ns;
+};
+
+struct otlp_keepalive_enforcement_conf {
+    int64_t min_time_ns;
+    bool permit_without_stream;
+};
+
 struct otlp_keepalive_conf {
-    struct {
-        int64_t max_connection_idle_ns, max_connection_age_ns, max_connection_age_grace_ns;
-        int64_t time_ns, timeout_ns;
-    } server_parameters;
-    struct {
-        int64_t min_time_ns;
-        bool permit_without_stream;
-    } enforcement_policy;
+    struct otlp_keepalive_server_conf server_parameters;
+    struct otlp_keepalive_enforcement_conf enforcement_policy;
 };
 
 struct otlp_grpc_conf {
@@ -69,13 +73,15 @@ struct otlp_http_conf {
     int64_t read_timeout_ns, read_header_timeout_ns, write_timeout_ns, idle_timeout_ns;
 };
 
+struct otlp_protocols_conf {
+    struct otlp_grpc_conf grpc;
+    bool has_grpc;
+    struct otlp_http_conf http;
+    bool has_http;
+};
+
 struct otlp_conf {
-    struct {
-        struct otlp_grpc_conf grpc;
-        bool has_grpc;
-        struct otlp_http_conf http;
-        bool has_http;
-    } protocols;
+    struct otlp_protocols_conf protocols;
 };
 
 enum otlp_transport { OTLP_GRPC = 0, OTLP_HTTP = 1 };
