@@ -1,0 +1,548 @@
+#!/usr/bin/env bash
+# bench/run.sh — the gateway's benchmark suite (`make bench` runs it with the build dir).
+#
+# Builds nothing: it uses llmgate, loadgen and decode_bench from the build directory given
+# as $1 (default: build). For each scenario it starts `llmgate --config bench/<s>.yaml`,
+# warms up, drives it with bench/loadgen for BENCH_SECONDS, and reads the gateway's own CPU
+# time (utime+stime from /proc/PID/stat) before and after, so the headline figure —
+# spans per gateway CPU-second — does not depend on how much CPU the load generator,
+# running on the same machine, takes away. Peak RSS is VmHWM from /proc/PID/status. Each
+# scenario runs BENCH_REPEAT times, each time in a fresh gateway; the median is reported.
+# Then the decode-only floor (bench/decode_bench), and a profile of where the gateway's
+# time goes (perf when hardware counters work, else valgrind's callgrind on a short run).
+#
+# Writes the generated section of docs/BENCHMARKS.md (between <!-- bench:start --> and
+# <!-- bench:end -->; the hand-written text around it is kept) and prints the same tables.
+# Owns: the gateways it starts (stopped on exit, by PID) and a temporary directory.
+#
+# Environment (all optional):
+#   BENCH_SECONDS=20        measured seconds per run
+#   BENCH_REPEAT=3          runs per scenario (median reported)
+#   BENCH_WARMUP=3          seconds of load before measuring
+#   BENCH_CONCURRENCY=4     loadgen threads (one connection each)
+#   BENCH_SCENARIOS="grpc_batch_debug http_batch_debug"   bench/<name>.yaml to run
+#   BENCH_DECODE_SECONDS=5  CPU seconds per decode_bench case
+#   BENCH_PROFILE=auto      auto | perf | callgrind | none
+#   BENCH_PROFILE_REQUESTS=300  requests sent to the gateway under callgrind
+#   BENCH_DOC=docs/BENCHMARKS.md  where to write the results ("" = do not write)
+#   BENCH_KEEP=1            keep the temporary directory (logs, profiles) for a look
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD_ARG=${1:-build}
+case $BUILD_ARG in
+    /*) BUILD=$BUILD_ARG ;;
+    *) BUILD=$ROOT/$BUILD_ARG ;;
+esac
+
+BENCH_SECONDS=${BENCH_SECONDS:-20}
+BENCH_REPEAT=${BENCH_REPEAT:-3}
+BENCH_WARMUP=${BENCH_WARMUP:-3}
+BENCH_CONCURRENCY=${BENCH_CONCURRENCY:-4}
+BENCH_SCENARIOS=${BENCH_SCENARIOS:-"grpc_batch_debug http_batch_debug"}
+BENCH_DECODE_SECONDS=${BENCH_DECODE_SECONDS:-5}
+BENCH_PROFILE=${BENCH_PROFILE:-auto}
+BENCH_PROFILE_REQUESTS=${BENCH_PROFILE_REQUESTS:-300}
+BENCH_DOC=${BENCH_DOC-$ROOT/docs/BENCHMARKS.md}
+
+# How long to wait for things, in seconds (valgrind makes everything ~50x slower).
+READY_TIMEOUT=15
+READY_TIMEOUT_VALGRIND=120
+STOP_TIMEOUT=30
+STOP_TIMEOUT_VALGRIND=180
+# After the load stops, the batch processor still holds up to one timeout (200 ms) of
+# spans; give it this long before reading the gateway's CPU time.
+SETTLE_SECONDS=1
+PROFILE_TOP=10
+PERF_SECONDS=8 # sampling window of the perf profile
+CLK_TCK=$(getconf CLK_TCK)
+
+LLMGATE=$BUILD/llmgate
+LOADGEN=$BUILD/loadgen
+DECODE_BENCH=$BUILD/decode_bench
+
+die() {
+    echo "bench: $*" >&2
+    exit 1
+}
+
+for bin in "$LLMGATE" "$LOADGEN" "$DECODE_BENCH"; do
+    [[ -x $bin ]] || die "missing $bin: build first (cmake --build $BUILD_ARG)"
+done
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/llmgate-bench.XXXXXX")
+GW_PID=""
+
+cleanup() {
+    if [[ -n $GW_PID ]] && kill -0 "$GW_PID" 2>/dev/null; then
+        kill -KILL "$GW_PID" 2>/dev/null || true
+        wait "$GW_PID" 2>/dev/null || true
+    fi
+    if [[ -n ${BENCH_KEEP:-} ]]; then echo "bench: kept $WORK" >&2; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---- helpers ----
+
+# The listening port of a scenario's receiver, read from its config.
+scenario_port() {
+    grep -Eo -m1 'endpoint: *[0-9.]+:[0-9]+' "$1" | sed 's/.*://'
+}
+
+scenario_protocol() {
+    if grep -Eq '^ +grpc:' "$1"; then echo grpc; else echo http; fi
+}
+
+# utime + stime of a process, in clock ticks. Field 2 (comm) may hold spaces, so cut
+# everything up to the last ')' first: utime and stime are then fields 12 and 13.
+cpu_ticks() {
+    sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'
+}
+
+# Peak resident set size in KiB.
+peak_rss_kib() {
+    awk '/^VmHWM:/ {print $2}' "/proc/$1/status"
+}
+
+port_open() {
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# start_gateway CONFIG LOG [wrapper...]: sets GW_PID; waits until the port accepts.
+start_gateway() {
+    local config=$1 log=$2
+    shift 2
+    local port timeout=$READY_TIMEOUT
+    port=$(scenario_port "$config")
+    [[ $# -gt 0 ]] && timeout=$READY_TIMEOUT_VALGRIND
+    port_open "$port" && die "port $port is already in use: stop whatever listens there"
+    "$@" "$LLMGATE" --config "$config" >"$log" 2>&1 &
+    GW_PID=$!
+    local waited=0
+    until port_open "$port"; do
+        if ! kill -0 "$GW_PID" 2>/dev/null; then
+            cat "$log" >&2
+            die "llmgate exited during start-up with $config"
+        fi
+        ((waited++ < timeout * 10)) || die "llmgate did not listen on $port within ${timeout}s"
+        sleep 0.1
+    done
+}
+
+# stop_gateway [TIMEOUT]: SIGTERM (graceful stop), then SIGKILL after TIMEOUT seconds.
+stop_gateway() {
+    [[ -n $GW_PID ]] || return 0
+    local timeout=${1:-$STOP_TIMEOUT} waited=0
+    kill -TERM "$GW_PID" 2>/dev/null || true
+    while kill -0 "$GW_PID" 2>/dev/null && ((waited++ < timeout * 10)); do
+        sleep 0.1
+    done
+    if kill -0 "$GW_PID" 2>/dev/null; then
+        echo "bench: llmgate did not stop within ${timeout}s; killing it" >&2
+        kill -KILL "$GW_PID" 2>/dev/null || true
+    fi
+    wait "$GW_PID" 2>/dev/null || true
+    GW_PID=""
+}
+
+# field NAME LINE: the value of NAME=value in a RESULT line.
+field() {
+    tr ' ' '\n' <<<"$2" | awk -F= -v k="$1" '$1 == k {print $2}'
+}
+
+median() {
+    sort -g | awk '{v[NR] = $1} END {
+        if (NR == 0) print "n/a";
+        else if (NR % 2) print v[(NR + 1) / 2];
+        else printf "%.10g\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# Thousands separators for the tables.
+fmt_int() {
+    LC_ALL=C awk -v n="$1" 'BEGIN {
+        if (n == "n/a") { print n; exit }
+        s = sprintf("%.0f", n); out = "";
+        while (length(s) > 3) { out = "," substr(s, length(s) - 2) out; s = substr(s, 1, length(s) - 3) }
+        print s out }'
+}
+
+# ---- one run: fresh gateway, warm-up, measured load, CPU and RSS ----
+
+# run_once SCENARIO INDEX -> appends a line to $WORK/<scenario>.runs:
+#   spans spans_per_sec gw_cpu_s spans_per_gw_cpu_s cpu_util rss_mib p50 p99 errors seconds
+run_once() {
+    local scenario=$1 i=$2
+    local config=$ROOT/bench/$scenario.yaml
+    local proto port
+    proto=$(scenario_protocol "$config")
+    port=$(scenario_port "$config")
+    start_gateway "$config" "$WORK/$scenario.$i.log"
+    "$LOADGEN" --protocol "$proto" --endpoint "127.0.0.1:$port" --duration "$BENCH_WARMUP" \
+        --concurrency "$BENCH_CONCURRENCY" --seed 99 --quiet >/dev/null ||
+        echo "bench: warm-up of $scenario saw errors" >&2
+    local t0 t1 rss result
+    t0=$(cpu_ticks "$GW_PID")
+    result=$("$LOADGEN" --protocol "$proto" --endpoint "127.0.0.1:$port" \
+        --duration "$BENCH_SECONDS" --concurrency "$BENCH_CONCURRENCY" --seed "$i" --quiet |
+        grep '^RESULT') || true
+    sleep "$SETTLE_SECONDS"
+    t1=$(cpu_ticks "$GW_PID")
+    rss=$(peak_rss_kib "$GW_PID")
+    stop_gateway
+    [[ -n $result ]] || die "loadgen produced no RESULT for $scenario (see $WORK/$scenario.$i.log)"
+    local spans sps secs p50 p99 errors
+    spans=$(field spans "$result")
+    sps=$(field spans_per_sec "$result")
+    secs=$(field seconds "$result")
+    p50=$(field p50_ms "$result")
+    p99=$(field p99_ms "$result")
+    errors=$(field errors "$result")
+    awk -v s="$spans" -v sps="$sps" -v t0="$t0" -v t1="$t1" -v tck="$CLK_TCK" -v rss="$rss" \
+        -v p50="$p50" -v p99="$p99" -v e="$errors" -v secs="$secs" 'BEGIN {
+            cpu = (t1 - t0) / tck;
+            per = cpu > 0 ? s / cpu : 0;
+            printf "%.0f %.0f %.2f %.0f %.2f %.1f %s %s %d %s\n",
+                   s, sps, cpu, per, (secs > 0 ? cpu / secs : 0), rss / 1024, p50, p99, e, secs
+        }' >>"$WORK/$scenario.runs"
+    echo "bench: $scenario run $i: $(tail -n1 "$WORK/$scenario.runs" | awk '{
+        printf "%s spans/s, %s gateway CPU-s, %s spans per gateway CPU-second, %s MiB peak, %s errors",
+               $2, $3, $4, $6, $9 }')" >&2
+}
+
+# column N of a scenario's runs, medianed
+col_median() {
+    awk -v c="$2" '{print $c}' "$WORK/$1.runs" | median
+}
+
+# ---- the profile ----
+
+choose_profiler() {
+    case $BENCH_PROFILE in
+        auto)
+            # perf's call graphs need hardware counters to be worth much; many VMs have
+            # none, and then callgrind (instruction counts) is the dependable view.
+            if perf_hw_counters; then
+                echo perf
+            elif command -v valgrind >/dev/null && command -v callgrind_annotate >/dev/null; then
+                echo callgrind
+            else
+                echo none
+            fi
+            ;;
+        perf | callgrind | none) echo "$BENCH_PROFILE" ;;
+        *) die "BENCH_PROFILE must be auto, perf, callgrind or none" ;;
+    esac
+}
+
+perf_hw_counters() {
+    command -v perf >/dev/null &&
+        perf stat -x, -e instructions true 2>&1 >/dev/null | grep -Eq '^[0-9]+,'
+}
+
+# A software-clock sample works even without hardware counters.
+perf_sw_clock() {
+    command -v perf >/dev/null &&
+        perf record -q -e cpu-clock -o "$WORK/perf.probe" true >/dev/null 2>&1
+}
+
+# profile_perf SCENARIO EVENT CALLGRAPH(yes|no): samples the gateway under load; writes
+# Markdown tables to stdout. Kernel time is included: it is the gateway's time too.
+profile_perf() {
+    local scenario=$1 event=$2 callgraph=$3
+    local config=$ROOT/bench/$scenario.yaml proto port data=$WORK/perf.$event.data
+    proto=$(scenario_protocol "$config")
+    port=$(scenario_port "$config")
+    start_gateway "$config" "$WORK/profile.perf.log"
+    "$LOADGEN" --protocol "$proto" --endpoint "127.0.0.1:$port" --duration "$BENCH_WARMUP" \
+        --concurrency "$BENCH_CONCURRENCY" --quiet >/dev/null || true
+    "$LOADGEN" --protocol "$proto" --endpoint "127.0.0.1:$port" \
+        --duration "$((PERF_SECONDS + 2))" --concurrency "$BENCH_CONCURRENCY" --quiet \
+        >/dev/null &
+    local lg=$! g=()
+    [[ $callgraph == yes ]] && g=(-g)
+    perf record -q -e "$event" "${g[@]}" -o "$data" -p "$GW_PID" -- sleep "$PERF_SECONDS" \
+        >/dev/null 2>"$WORK/perf.err" || true
+    wait "$lg" || true
+    stop_gateway
+    echo "\`perf record -e $event${g:+ ${g[*]}} -p <gateway pid> -- sleep $PERF_SECONDS\` while loadgen"
+    echo "drove $scenario (concurrency $BENCH_CONCURRENCY). Shares of the gateway's sampled CPU time,"
+    echo "user and kernel."
+    if [[ $callgraph == yes ]]; then
+        echo
+        echo "Top $PROFILE_TOP by inclusive cost (children included):"
+        echo
+        echo '| % inclusive | % self | function |'
+        echo '| ---: | ---: | --- |'
+        perf report -i "$data" --children --sort symbol --stdio 2>/dev/null |
+            awk -v top="$PROFILE_TOP" '/^ +[0-9.]+% +[0-9.]+% / {
+                sym = $0; sub(/^ +[0-9.]+% +[0-9.]+% +\[[^]]*\] +/, "", sym);
+                sub(/[ -]+$/, "", sym); gsub(/\|/, "\\|", sym);
+                if (sym ~ /^0+$/) next;
+                if (n++ < top) printf "| %s | %s | `%s` |\n", $1, $2, sym }'
+    fi
+    echo
+    echo "By object (shared library, the gateway binary, the kernel):"
+    echo
+    echo '| % self | object |'
+    echo '| ---: | --- |'
+    perf report -i "$data" --no-children --sort dso -g none --stdio 2>/dev/null |
+        awk -v top="$PROFILE_TOP" '/^ +[0-9.]+% / {
+            if (n++ < top) printf "| %s | %s |\n", $1, $2 }'
+    echo
+    echo "Top $PROFILE_TOP functions by self cost (addresses without a symbol are summed per object):"
+    echo
+    echo '| % self | function | object |'
+    echo '| ---: | --- | --- |'
+    perf report -i "$data" --no-children --sort dso,symbol -g none --stdio 2>/dev/null |
+        awk '/^ +[0-9.]+% / {
+            pct = $1; sub(/%/, "", pct); dso = $2; sym = $0;
+            sub(/^ +[0-9.]+% +[^ ]+ +\[[^]]*\] +/, "", sym);
+            sub(/[ -]+$/, "", sym); gsub(/\|/, "\\|", sym);
+            if (sym ~ /^0x[0-9a-f]+$/) sym = "(no symbol)";
+            share[sym "\t" dso] += pct }
+            END { for (k in share) printf "%.2f\t%s\n", share[k], k }' |
+        sort -t "$(printf '\t')" -k1,1gr |
+        awk -F '\t' -v top="$PROFILE_TOP" 'NR <= top { printf "| %s%% | `%s` | %s |\n", $1, $2, $3 }'
+}
+
+# profile_callgrind SCENARIO: instruction counts of a short run under valgrind.
+profile_callgrind() {
+    local scenario=$1
+    local config=$ROOT/bench/$scenario.yaml proto port out=$WORK/callgrind.out
+    proto=$(scenario_protocol "$config")
+    port=$(scenario_port "$config")
+    start_gateway "$config" "$WORK/profile.callgrind.log" \
+        valgrind --tool=callgrind --callgrind-out-file="$out" --quiet
+    # Start-up (dynamic linking, config, gRPC init) stays in: zeroing the counters with
+    # callgrind_control -z mid-run garbles the self costs of the frames then active.
+    "$LOADGEN" --protocol "$proto" --endpoint "127.0.0.1:$port" \
+        --requests "$BENCH_PROFILE_REQUESTS" --concurrency 2 --timeout 60 --quiet \
+        >"$WORK/profile.loadgen" || true
+    sleep "$SETTLE_SECONDS"
+    stop_gateway "$STOP_TIMEOUT_VALGRIND"
+    if [[ ! -s $out ]]; then
+        echo "callgrind produced no output."
+        return 0
+    fi
+    callgrind_annotate --inclusive=yes --threshold=100 "$out" >"$WORK/cg.incl" 2>/dev/null || true
+    callgrind_annotate --inclusive=no --threshold=100 "$out" >"$WORK/cg.self" 2>/dev/null || true
+    local sent
+    sent=$(field spans "$(grep '^RESULT' "$WORK/profile.loadgen" || true)")
+    echo "\`valgrind --tool=callgrind\` on the gateway while \`loadgen --requests $BENCH_PROFILE_REQUESTS"
+    echo "--concurrency 2\` sent ${sent:-?} spans over $scenario (start-up included). Cost ="
+    echo "instructions executed (Ir) in user space, all threads; system-call and page-fault time"
+    echo "do not show here. A name like 0x66d0 is a function without a symbol (a static"
+    echo "function of a stripped library); such names are left out of the inclusive table."
+    echo
+    echo "Top $PROFILE_TOP by inclusive cost:"
+    echo
+    echo '| Ir inclusive | % | function (file or object) |'
+    echo '| ---: | ---: | --- |'
+    cg_table "$WORK/cg.incl" incl
+    echo
+    echo "Top $PROFILE_TOP by self cost:"
+    echo
+    echo '| Ir self | % | function (file or object) |'
+    echo '| ---: | ---: | --- |'
+    cg_table "$WORK/cg.self" self
+}
+
+# Writes $WORK/profile.md (Markdown): perf for every scenario when it has hardware
+# counters; otherwise callgrind for the first scenario, plus a perf software-clock
+# sample of every scenario when perf can take one.
+run_profile() {
+    local tool=$1 first=${BENCH_SCENARIOS%% *} scenario
+    case $tool in
+        perf)
+            for scenario in $BENCH_SCENARIOS; do
+                echo "#### perf: $scenario"
+                echo
+                profile_perf "$scenario" cycles yes
+                echo
+            done >"$WORK/profile.md"
+            ;;
+        callgrind)
+            {
+                echo "#### callgrind: $first"
+                echo
+                profile_callgrind "$first"
+                echo
+                # Without hardware counters perf can still sample a software clock: no
+                # dependable call graph, but self time, the kernel's included.
+                if perf_sw_clock; then
+                    for scenario in $BENCH_SCENARIOS; do
+                        echo "#### perf (software clock): $scenario"
+                        echo
+                        profile_perf "$scenario" cpu-clock no
+                        echo
+                    done
+                fi
+            } >"$WORK/profile.md"
+            ;;
+        none)
+            echo "No profile taken (BENCH_PROFILE=none, or neither perf nor valgrind found)." \
+                >"$WORK/profile.md"
+            ;;
+    esac
+}
+
+# cg_table FILE incl|self: rows of a callgrind_annotate listing as a Markdown table. The
+# listing has a header, the PROGRAM TOTALS line, then (after the sixth dashed line) cost
+# lines like "1,234,567 (12.34%)  path/file.c:function [/path/object]", with "???" for the
+# file when there is no debug info. Paths are cut to base names. Recursion levels
+# (function'2) are skipped for inclusive cost (it would be counted once per level) and
+# added into the function's own line for self cost.
+cg_table() {
+    awk -v mode="$2" '
+        /^-+$/ { dashes++; next }
+        /PROGRAM TOTALS/ { total = $1; gsub(/,/, "", total) }
+        dashes < 6 || !/^ *[0-9,]+ \( *[0-9.]+%\) / { next }
+        {
+            ir = $1; gsub(/,/, "", ir);
+            fn = $0; sub(/^ *[0-9,]+ \( *[0-9.]+%\) +/, "", fn);
+            obj = "";
+            if (match(fn, / \[[^]]*\]$/)) {
+                obj = substr(fn, RSTART + 2, RLENGTH - 3); fn = substr(fn, 1, RSTART - 1);
+                sub(/^.*\//, "", obj)
+            }
+            if (fn ~ /^\?\?\?:/) { sub(/^\?\?\?:/, "", fn); where = obj }
+            else { where = fn; sub(/:.*/, "", where); sub(/^.*\//, "", where); sub(/^[^:]*:/, "", fn) }
+            # Inclusive: callgrind merges symbol-less functions of different objects that
+            # share an address, so their inclusive cost means nothing.
+            if (mode == "incl" && fn ~ /^0x[0-9a-f]+$/) next;
+            if (fn ~ /'"'"'[0-9]+$/) {
+                if (mode == "incl") next;
+                sub(/'"'"'[0-9]+$/, "", fn)
+            }
+            gsub(/\|/, "\\|", fn);
+            key = fn "\t" where;
+            cost[key] += ir
+        }
+        END { for (k in cost) printf "%.0f\t%s\t%.2f\n", cost[k], k, total ? 100 * cost[k] / total : 0 }
+    ' "$1" | sort -t "$(printf '\t')" -k1,1nr |
+        awk -F '\t' -v top="$PROFILE_TOP" 'NR <= top {
+            n = $1; out = "";
+            while (length(n) > 3) { out = "," substr(n, length(n) - 2) out; n = substr(n, 1, length(n) - 3) }
+            printf "| %s | %s%% | `%s` (%s) |\n", n out, $4, $2, $3 }'
+}
+
+# ---- main ----
+
+# Other work on the machine skews CPU-time figures (shared caches, frequency): say how busy
+# it was when the run began.
+load_before=$(cut -d' ' -f1 /proc/loadavg)
+build_type=$(awk -F= '/^CMAKE_BUILD_TYPE:/ {print $2}' "$BUILD/CMakeCache.txt" 2>/dev/null || true)
+[[ $build_type == Release ]] ||
+    echo "bench: warning: $BUILD_ARG is a '${build_type:-unknown}' build; use -DCMAKE_BUILD_TYPE=Release for figures worth comparing" >&2
+
+for scenario in $BENCH_SCENARIOS; do
+    [[ -f $ROOT/bench/$scenario.yaml ]] || die "no scenario config bench/$scenario.yaml"
+    : >"$WORK/$scenario.runs"
+    for ((i = 1; i <= BENCH_REPEAT; i++)); do
+        run_once "$scenario" "$i"
+    done
+done
+
+echo "bench: decode floor (decode_bench, ${BENCH_DECODE_SECONDS} CPU-s per case)" >&2
+"$DECODE_BENCH" --seconds "$BENCH_DECODE_SECONDS" >"$WORK/decode.out"
+decode_result() {
+    field spans_per_cpu_sec "$(grep "^RESULT case=$1 " "$WORK/decode.out")"
+}
+dec_arena=$(decode_result lg_batch_decode)
+dec_malloc=$(decode_result protobuf_c_malloc)
+dec_encode=$(decode_result lg_batch_encode)
+dec_arena_us=$(field us_per_request "$(grep '^RESULT case=lg_batch_decode ' "$WORK/decode.out")")
+dec_malloc_us=$(field us_per_request "$(grep '^RESULT case=protobuf_c_malloc ' "$WORK/decode.out")")
+dec_encode_us=$(field us_per_request "$(grep '^RESULT case=lg_batch_encode ' "$WORK/decode.out")")
+avg_kib=$(sed -n 's/.*spans, \([0-9.]*\) KiB per request.*/\1/p' "$WORK/decode.out")
+
+profiler=$(choose_profiler)
+echo "bench: profile with $profiler" >&2
+run_profile "$profiler"
+
+# ---- the report ----
+
+TARGET=300000
+cpu_model=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
+mem_gib=$(awk '/^MemTotal:/ {printf "%.0f", $2 / 1048576}' /proc/meminfo)
+commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo "none yet")
+if [[ -n $(git -C "$ROOT" status --porcelain 2>/dev/null) ]]; then
+    commit="$commit (with uncommitted changes)"
+fi
+cmd="BENCH_SECONDS=$BENCH_SECONDS BENCH_REPEAT=$BENCH_REPEAT BENCH_CONCURRENCY=$BENCH_CONCURRENCY bench/run.sh ${BUILD_ARG#"$ROOT"/}"
+[[ -n ${MAKELEVEL:-} ]] && cmd="make bench ($cmd)"
+
+report=$WORK/report.md
+{
+    echo "## Latest results"
+    echo
+    echo "_Generated by \`bench/run.sh\`; do not edit by hand between the markers._"
+    echo
+    echo "- Date: $(date -u +%Y-%m-%d) (UTC)"
+    echo "- Machine: $(nproc) CPUs ($cpu_model), ${mem_gib} GiB RAM, Linux $(uname -r);"
+    echo "  1-minute load average when the run began: $load_before"
+    echo "- Commit: $commit; build type ${build_type:-unknown}"
+    echo "- Command: \`$cmd\`"
+    echo "- Load: loadgen with $BENCH_CONCURRENCY threads on the same machine, one request in flight per"
+    echo "  thread, ${BENCH_WARMUP} s warm-up then ${BENCH_SECONDS} s measured; $BENCH_REPEAT runs per scenario,"
+    echo "  each in a fresh gateway; medians shown (each column's median on its own)."
+    echo "- Workload: 512 spans per request (~${avg_kib:-?} KiB protobuf), traces of ~10 spans,"
+    echo "  8 attributes per span, every 10th span an LLM span, 1% of traces with an error."
+    echo
+    echo "| scenario | spans/s accepted | gateway CPU-s | **spans per gateway CPU-second** | gateway CPU use (cores) | peak RSS (MiB) | latency p50 / p99 (ms) | failed requests |"
+    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    for scenario in $BENCH_SCENARIOS; do
+        echo "| $scenario | $(fmt_int "$(col_median "$scenario" 2)") | $(col_median "$scenario" 3) | **$(fmt_int "$(col_median "$scenario" 4)")** | $(col_median "$scenario" 5) | $(col_median "$scenario" 6) | $(col_median "$scenario" 7) / $(col_median "$scenario" 8) | $(awk '{s += $9} END {print s + 0}' "$WORK/$scenario.runs") |"
+    done
+    echo
+    echo "Decode-only floor (one thread, \`decode_bench --seconds $BENCH_DECODE_SECONDS\`; the gateway can never beat the first line):"
+    echo
+    echo "| case | spans per CPU-second | µs per 512-span request |"
+    echo "| --- | ---: | ---: |"
+    echo "| \`lg_batch_decode\` (arena, what the receiver does) | $(fmt_int "$dec_arena") | $dec_arena_us |"
+    echo "| \`protobuf_c_message_unpack\` (default malloc) | $(fmt_int "$dec_malloc") | $dec_malloc_us |"
+    echo "| \`lg_batch_encode\` (re-encoding, as an OTLP exporter must) | $(fmt_int "$dec_encode") | $dec_encode_us |"
+    echo
+    first=${BENCH_SCENARIOS%% *}
+    if [[ $first == grpc_batch_debug ]]; then
+        headline=$(col_median grpc_batch_debug 4)
+        verdict=$(awk -v h="$headline" -v t="$TARGET" 'BEGIN { print (h >= t) ? "met" : "not met" }')
+        echo "Target: ≥ $(fmt_int "$TARGET") spans per gateway CPU-second on OTLP/gRPC pass-through —"
+        echo "**$verdict** ($(fmt_int "$headline"))."
+        echo
+    fi
+    echo "<details><summary>Every run</summary>"
+    echo
+    echo "| scenario | run | spans accepted | spans/s | gateway CPU-s | spans per gateway CPU-s | CPU use | peak RSS (MiB) | p50 / p99 (ms) | failed |"
+    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    for scenario in $BENCH_SCENARIOS; do
+        awk -v sc="$scenario" '{ printf "| %s | %d | %s | %s | %s | %s | %s | %s | %s / %s | %s |\n",
+            sc, NR, $1, $2, $3, $4, $5, $6, $7, $8, $9 }' "$WORK/$scenario.runs"
+    done
+    echo
+    echo "</details>"
+    echo
+    echo "### Where the gateway's time goes"
+    echo
+    cat "$WORK/profile.md"
+} >"$report"
+
+cat "$report"
+
+if [[ -n $BENCH_DOC ]]; then
+    mkdir -p "$(dirname "$BENCH_DOC")"
+    if [[ ! -f $BENCH_DOC ]]; then
+        # shellcheck disable=SC2016 # backquotes are Markdown here
+        printf '# Benchmarks\n\nHow to run: `make bench` (see bench/run.sh).\n\n<!-- bench:start -->\n<!-- bench:end -->\n' >"$BENCH_DOC"
+    fi
+    if ! grep -q '^<!-- bench:start -->' "$BENCH_DOC" || ! grep -q '^<!-- bench:end -->' "$BENCH_DOC"; then
+        printf '\n<!-- bench:start -->\n<!-- bench:end -->\n' >>"$BENCH_DOC"
+    fi
+    awk -v report="$report" '
+        /^<!-- bench:start -->/ { print; while ((getline line < report) > 0) print line; skip = 1; next }
+        /^<!-- bench:end -->/ { skip = 0 }
+        !skip { print }' "$BENCH_DOC" >"$WORK/doc.new"
+    cat "$WORK/doc.new" >"$BENCH_DOC"
+    echo "bench: wrote ${BENCH_DOC#"$ROOT"/}" >&2
+fi
