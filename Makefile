@@ -57,14 +57,10 @@ run: build
 npm: deps
 	npm ci --prefix tests/integration --no-audit --no-fund --loglevel=error
 
-# ASan/UBSan: leaks and UB fail the run; the sanitizer build runs the whole suite again.
-SAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1 \
-	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-
-test: build build-asan npm
-	cd $(BUILD) && ctest --output-on-failure -j1
-	cd $(BUILD_ASAN) && $(SAN_ENV) ctest --output-on-failure -j1
-	$(MAKE) --no-print-directory fuzz-smoke
+# The sanitizer build runs the whole suite again: leaks and UB fail the run.
+# tests/run-suite.sh ends with one "N passed, M failed" line over everything.
+test: build build-asan npm fuzz-build
+	bash tests/run-suite.sh $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ) $(FUZZ_SMOKE_SECONDS)
 
 test-unit: build
 	cd $(BUILD) && ctest --output-on-failure -R unit/

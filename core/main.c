@@ -119,6 +119,16 @@ static int config_source(const char *arg, struct lg_conf_source *src)
     return 0;
 }
 
+/* `validate` and `print-config` talk to a person; a running gateway logs in its log format
+ * (a JSON-lines log stays parseable even when the config is refused). */
+static void report_config_error(const char *command, enum lg_log_format fmt, const char *msg)
+{
+    if (strcmp(command, "run") == 0 && fmt == LG_LOG_JSON)
+        lg_error(NULL, "invalid configuration: %s", msg);
+    else
+        fprintf(stderr, "llmgate: invalid configuration: %s\n", msg);
+}
+
 int main(int argc, char **argv)
 {
     const char *command = "run";
@@ -212,7 +222,7 @@ int main(int argc, char **argv)
     struct lg_err err = {{0}};
     struct lg_conf_doc doc;
     if (lg_conf_load(sources, nsources, NULL, NULL, &doc, &err) != LG_OK) {
-        fprintf(stderr, "llmgate: invalid configuration: %s\n", err.msg);
+        report_config_error(command, fmt, err.msg);
         return 1;
     }
     if (strcmp(command, "print-config") == 0) {
@@ -241,7 +251,7 @@ int main(int argc, char **argv)
 
     struct lg_runtime rt;
     if (lg_runtime_build(&rt, &doc, &err) != LG_OK) {
-        fprintf(stderr, "llmgate: invalid configuration: %s\n", err.msg);
+        report_config_error(command, fmt, err.msg);
         lg_runtime_destroy(&rt);
         return 1;
     }

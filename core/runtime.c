@@ -653,3 +653,11 @@ void lg_runtime_destroy(struct lg_runtime *rt)
 }
 
 const char *lg_component_label_key(enum lg_kind k) { return lg_kind_name(k); }
+
+struct lg_component *lg_runtime_find_extension(struct lg_runtime *rt, const char *id)
+{
+    for (size_t i = 0; rt && i < rt->ncomponents; i++)
+        if (rt->components[i]->type->kind == LG_EXTENSION && strcmp(rt->components[i]->id, id) == 0)
+            return rt->components[i];
+    return NULL;
+}

@@ -50,6 +50,10 @@ int lg_runtime_start(struct lg_runtime *rt, struct lg_err *err);
 void lg_runtime_shutdown(struct lg_runtime *rt, int64_t deadline_mono_ns);
 void lg_runtime_destroy(struct lg_runtime *rt);
 
+/** The started-or-not instance of an extension listed in service.extensions, by ID
+ *  ("file_storage/queue"); NULL when it is not configured or not enabled. */
+struct lg_component *lg_runtime_find_extension(struct lg_runtime *rt, const char *id);
+
 /** Per-component counters are named like the Collector's; this builds the label text. */
 const char *lg_component_label_key(enum lg_kind k); /* "receiver", "processor", ... */
 
