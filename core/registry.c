@@ -2,6 +2,7 @@
  * file plus one line here. */
 #include "component.h"
 
+#include <pthread.h>
 #include <string.h>
 
 extern const struct lg_component_type lg_otlp_receiver;
@@ -10,16 +11,45 @@ extern const struct lg_component_type lg_debug_exporter;
 extern const struct lg_component_type lg_file_exporter;
 extern const struct lg_component_type lg_forward_connector;
 extern const struct lg_component_type lg_health_check_extension;
+/* Components being written (weak until they land; a missing one is skipped). */
+extern const struct lg_component_type lg_memory_limiter_processor __attribute__((weak));
+extern const struct lg_component_type lg_llm_cost_processor __attribute__((weak));
+extern const struct lg_component_type lg_otlp_exporter __attribute__((weak));
+extern const struct lg_component_type lg_otlp_http_exporter __attribute__((weak));
+extern const struct lg_component_type lg_prometheus_exporter __attribute__((weak));
+extern const struct lg_component_type lg_llm_metrics_connector __attribute__((weak));
+extern const struct lg_component_type lg_file_storage_extension __attribute__((weak));
+extern const struct lg_component_type lg_bearertokenauth_extension __attribute__((weak));
 
-static const struct lg_component_type *const registry[] = {
+static const struct lg_component_type *const all_types[] = {
     &lg_otlp_receiver,
+    &lg_memory_limiter_processor,
+    &lg_llm_cost_processor,
     &lg_batch_processor,
+    &lg_otlp_exporter,
+    &lg_otlp_http_exporter,
+    &lg_prometheus_exporter,
     &lg_debug_exporter,
     &lg_file_exporter,
     &lg_forward_connector,
+    &lg_llm_metrics_connector,
     &lg_health_check_extension,
-    NULL,
+    &lg_file_storage_extension,
+    &lg_bearertokenauth_extension,
 };
+
+/* all_types without the entries whose component is not linked in, NULL-terminated. */
+static const struct lg_component_type *registry[LG_ARRAY_LEN(all_types) + 1];
+static pthread_once_t registry_once = PTHREAD_ONCE_INIT;
+
+static void registry_init(void)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < LG_ARRAY_LEN(all_types); i++)
+        if (all_types[i] != NULL)
+            registry[n++] = all_types[i];
+    registry[n] = NULL;
+}
 
 static const char *const kind_names[] = {"receiver", "processor", "exporter", "connector",
                                          "extension"};
@@ -33,6 +63,7 @@ static int name_eq(const char *name, const char *s, size_t len)
 
 const struct lg_component_type *lg_registry_find(enum lg_kind kind, const char *type, size_t len)
 {
+    pthread_once(&registry_once, registry_init);
     for (const struct lg_component_type *const *t = registry; *t; t++) {
         if ((*t)->kind != kind)
             continue;
@@ -45,4 +76,8 @@ const struct lg_component_type *lg_registry_find(enum lg_kind kind, const char *
     return NULL;
 }
 
-const struct lg_component_type *const *lg_registry_all(void) { return registry; }
+const struct lg_component_type *const *lg_registry_all(void)
+{
+    pthread_once(&registry_once, registry_init);
+    return registry;
+}
