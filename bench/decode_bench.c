@@ -17,6 +17,7 @@
 
 #include "bench/workload.h"
 #include "core/batch.h"
+#include "core/pb_depth.h"
 
 #define DEFAULT_SECONDS 3.0
 #define NS_PER_SEC      1000000000.0
@@ -24,9 +25,9 @@
  * free next to a 0.4 ms decode. */
 #define CLOCK_CHECK_EVERY 16
 
-enum bench_case { CASE_ARENA, CASE_MALLOC, CASE_ENCODE };
+enum bench_case { CASE_ARENA, CASE_MALLOC, CASE_ENCODE, CASE_DEPTH };
 
-static const char *const case_names[] = {"lg_batch_decode", "protobuf_c_malloc", "lg_batch_encode"};
+static const char *const case_names[] = {"lg_batch_decode", "protobuf_c_malloc", "lg_batch_encode", "pb_depth_walk"};
 
 static double cpu_now(void)
 {
@@ -74,6 +75,13 @@ static long run_one(enum bench_case c, const struct wl_request *r, struct lg_bat
         free(buf);
         return (long)decoded->items;
     }
+    case CASE_DEPTH:
+        /* the nesting guard alone (it is part of lg_batch_decode) */
+        if (lg_pb_check_depth(lg_request_descriptor(LG_SIGNAL_TRACES), r->data, r->len, LG_PB_MAX_DEPTH, &err) != LG_OK) {
+            fprintf(stderr, "decode_bench: lg_pb_check_depth: %s\n", err.msg);
+            return -1;
+        }
+        return (long)r->spans;
     }
     return -1;
 }
@@ -187,7 +195,7 @@ int main(int argc, char **argv)
            wo.spans_per_request, (double)pool.total_bytes / (double)pool.n / 1024.0);
 
     int rc = 0;
-    for (int c = CASE_ARENA; c <= CASE_ENCODE && rc == 0; c++)
+    for (int c = CASE_ARENA; c <= CASE_DEPTH && rc == 0; c++)
         rc = run_case((enum bench_case)c, &pool, seconds);
     wl_pool_free(&pool);
     return rc == 0 ? 0 : 1;
