@@ -92,11 +92,17 @@ int lg_exporter_helper_create(struct lg_component *c, const struct lg_exporter_h
 /** Opens the persistent queue (replaying what it holds) and starts the consumer threads. */
 int lg_exporter_helper_start(struct lg_exporter_helper *h, struct lg_err *err);
 /** Enqueues (takes a reference, or serialises for the persistent queue). LG_OK, or LG_EFULL
- *  when the queue is full, or whatever send() said when the queue is disabled. */
+ *  when the queue is full, or whatever send() said when the queue is disabled. In detail:
+ *  queued: LG_OK; full: LG_EFULL; before start / after shutdown began: LG_EAGAIN; the
+ *  persistent queue's write failed: LG_EIO / LG_ENOMEM. Queue disabled: LG_OK once
+ *  delivered, LG_EINVAL after a permanent failure, LG_EAGAIN when retries ran out. Every
+ *  refusal is counted (enqueue_failed or send_failed). */
 int lg_exporter_helper_consume(struct lg_exporter_helper *h, struct lg_batch *b);
 /** Stops taking data, drains the queue until the deadline (a persistent queue keeps what
  *  is left for the next start; a memory queue counts it as failed), joins the threads. */
 int lg_exporter_helper_shutdown(struct lg_exporter_helper *h, int64_t deadline_mono_ns);
 void lg_exporter_helper_destroy(struct lg_exporter_helper *h);
+/** What the queue holds now, in the sizer's units (the otelcol_exporter_queue_size gauge). */
+int64_t lg_exporter_helper_queue_size(struct lg_exporter_helper *h);
 
 #endif
