@@ -209,6 +209,38 @@ int lg_grpc_unary(struct lg_grpc_channel *ch, const char *method, const char *co
                   const uint8_t *req, size_t len, int64_t timeout_ns, uint8_t **resp,
                   size_t *resp_len, int *status_code, char *status_msg, size_t status_msg_len)
 {
+    return lg_grpc_unary_ex(ch, method, metadata, req, len, timeout_ns, resp, resp_len, status_code,
+                            status_msg, status_msg_len, NULL, NULL);
+}
+
+/* Copies the value of the binary trailer `key` (gRPC core has already base64-decoded it). */
+static void copy_trailer(const grpc_metadata_array *md, const char *key, uint8_t **out, size_t *out_len)
+{
+    size_t klen = strlen(key);
+    for (size_t i = 0; i < md->count; i++) {
+        const grpc_slice *k = &md->metadata[i].key;
+        if (GRPC_SLICE_LENGTH(*k) != klen || memcmp(GRPC_SLICE_START_PTR(*k), key, klen) != 0)
+            continue;
+        size_t n = GRPC_SLICE_LENGTH(md->metadata[i].value);
+        uint8_t *p = malloc(n ? n : 1);
+        if (p == NULL)
+            return;
+        memcpy(p, GRPC_SLICE_START_PTR(md->metadata[i].value), n);
+        *out = p;
+        *out_len = n;
+        return;
+    }
+}
+
+int lg_grpc_unary_ex(struct lg_grpc_channel *ch, const char *method, const char *const *metadata,
+                     const uint8_t *req, size_t len, int64_t timeout_ns, uint8_t **resp,
+                     size_t *resp_len, int *status_code, char *status_msg, size_t status_msg_len,
+                     uint8_t **status_details, size_t *status_details_len)
+{
+    if (status_details != NULL)
+        *status_details = NULL;
+    if (status_details_len != NULL)
+        *status_details_len = 0;
     if (resp != NULL)
         *resp = NULL;
     if (resp_len != NULL)
@@ -301,6 +333,8 @@ int lg_grpc_unary(struct lg_grpc_channel *ch, const char *method, const char *co
             memcpy(status_msg, GRPC_SLICE_START_PTR(details), dl);
             status_msg[dl] = '\0';
         }
+        if (status != GRPC_STATUS_OK && status_details != NULL && status_details_len != NULL)
+            copy_trailer(&trailing_md, "grpc-status-details-bin", status_details, status_details_len);
         if (status == GRPC_STATUS_OK && recv != NULL && resp != NULL) {
             size_t rl = 0;
             rc = buffer_to_bytes(recv, resp, &rl);

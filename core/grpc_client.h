@@ -65,6 +65,14 @@ int lg_grpc_unary(struct lg_grpc_channel *ch, const char *method, const char *co
                   const uint8_t *req, size_t len, int64_t timeout_ns, uint8_t **resp,
                   size_t *resp_len, int *status_code, char *status_msg, size_t status_msg_len);
 
+/** lg_grpc_unary, plus the binary `grpc-status-details-bin` trailer (a packed
+ *  google.rpc.Status with details such as RetryInfo) when the server sent one:
+ *  *details (malloc'd, caller frees) and *details_len; NULL / 0 otherwise. */
+int lg_grpc_unary_ex(struct lg_grpc_channel *ch, const char *method, const char *const *metadata,
+                     const uint8_t *req, size_t len, int64_t timeout_ns, uint8_t **resp,
+                     size_t *resp_len, int *status_code, char *status_msg, size_t status_msg_len,
+                     uint8_t **details, size_t *details_len);
+
 /** Closes the channel. Calls in progress must have returned. NULL allowed. */
 void lg_grpc_channel_destroy(struct lg_grpc_channel *ch);
 
