@@ -3,11 +3,17 @@
  *
  * Delivery drops items whose IDs are malformed (reported back through partial_success, as
  * the OTLP spec allows), counts accepted/refused items under the Collector's metric names,
- * and hands the batch to every pipeline the receiver feeds. */
+ * and hands the batch to every pipeline the receiver feeds.
+ *
+ * Security settings are checked here for both transports: a `tls` section must name a
+ * certificate and key (never a silent plaintext fallback), and `auth.authenticator` is
+ * resolved to the extension's authenticator (core/auth.h), which the transports consult
+ * before decoding anything. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/auth.h"
 #include "../core/log.h"
 #include "../core/runtime.h"
 #include "otlp_internal.h"
@@ -33,14 +39,12 @@ static const struct lg_conf_field tls_fields[] = {
     LG_CONF_END,
 };
 
-static int refuse_auth(const struct lg_node *n, void *dst, struct lg_arena *arena, struct lg_err *err)
-{
-    (void)dst;
-    (void)arena;
-    if (n == NULL)
-        return LG_OK;
-    return lg_conf_error(err, n, "receiver authentication is not available in this version of llmgate");
-}
+static const struct lg_conf_field auth_fields[] = {
+    LG_CONF_STRING("authenticator", NULL, struct otlp_auth_conf, authenticator,
+                   "ID of an authenticator extension (bearertokenauth) in service.extensions"),
+    LG_CONF_ACCEPTED("request_params", "accepted; only headers carry credentials"),
+    LG_CONF_END,
+};
 
 static const struct lg_conf_field keepalive_server_fields[] = {
     LG_CONF_DURATION("max_connection_idle", "0", struct otlp_keepalive_server_conf, max_connection_idle_ns, "close idle connections after (0: never)"),
@@ -73,7 +77,7 @@ static const struct lg_conf_field grpc_fields[] = {
     LG_CONF_STRING("transport", "tcp", struct otlp_grpc_conf, transport, "tcp"),
     LG_CONF_SECTION_OPT("tls", struct otlp_grpc_conf, tls, has_tls, tls_fields, "TLS server settings"),
     LG_CONF_SECTION("keepalive", struct otlp_grpc_conf, keepalive, keepalive_fields, "keepalive settings"),
-    LG_CONF_CUSTOM("auth", NULL, struct otlp_grpc_conf, endpoint, refuse_auth, "authenticator"),
+    LG_CONF_SECTION_OPT("auth", struct otlp_grpc_conf, auth, has_auth, auth_fields, "authentication of clients"),
     LG_CONF_END,
 };
 
@@ -98,7 +102,7 @@ static const struct lg_conf_field http_fields[] = {
     LG_CONF_DURATION("write_timeout", "30s", struct otlp_http_conf, write_timeout_ns, "timeout for writing a response"),
     LG_CONF_DURATION("idle_timeout", "60s", struct otlp_http_conf, idle_timeout_ns, "keep-alive idle timeout"),
     LG_CONF_ACCEPTED("compression_algorithms", "accepted; gzip, deflate and zstd are always accepted"),
-    LG_CONF_CUSTOM("auth", NULL, struct otlp_http_conf, endpoint, refuse_auth, "authenticator"),
+    LG_CONF_SECTION_OPT("auth", struct otlp_http_conf, auth, has_auth, auth_fields, "authentication of clients"),
     LG_CONF_END,
 };
 
@@ -280,6 +284,38 @@ uint8_t *otlp_response_pack(enum lg_signal s, const struct otlp_result *res, siz
 
 static const char *const transport_names[2] = {"grpc", "http"};
 
+/* A `tls` section must make the listener serve TLS: without cert_file and key_file the
+ * transports would fall back to plaintext, which is never what `tls:` asked for. */
+static int check_tls(struct lg_component *c, enum otlp_transport t, const struct otlp_tls_conf *tls,
+                     struct lg_err *err)
+{
+    const struct lg_node *proto = lg_node_get(lg_node_get(c->conf_node, "protocols"), transport_names[t]);
+    const struct lg_node *tn = lg_node_get(proto, "tls");
+    bool cert = tls->cert_file != NULL && tls->cert_file[0] != '\0';
+    bool key = tls->key_file != NULL && tls->key_file[0] != '\0';
+    if (cert && key)
+        return LG_OK;
+    const char *what = !cert && !key ? "cert_file and key_file are required" : !cert ? "cert_file is required with key_file" : "key_file is required with cert_file";
+    return tn ? lg_conf_error(err, tn, "%s (remove the tls section to serve plaintext)", what)
+              : lg_err_set(err, LG_EINVAL, "receivers.%s.protocols.%s.tls: %s", c->id, transport_names[t], what);
+}
+
+/* Resolves protocols.<transport>.auth.authenticator into r->auth[t]. */
+static int resolve_auth(struct lg_component *c, struct otlp_receiver *r, enum otlp_transport t,
+                        const struct otlp_auth_conf *a, struct lg_err *err)
+{
+    const struct lg_node *proto = lg_node_get(lg_node_get(c->conf_node, "protocols"), transport_names[t]);
+    const struct lg_node *auth = lg_node_get(proto, "auth");
+    const struct lg_node *id = lg_node_get(auth, "authenticator");
+    if (a->authenticator == NULL || a->authenticator[0] == '\0')
+        return auth ? lg_conf_error(err, id ? id : auth, "%s", id ? "must name an authenticator extension" : "authenticator: required (the ID of an authenticator extension)")
+                    : lg_err_set(err, LG_EINVAL, "receivers.%s.protocols.%s.auth.authenticator: required", c->id, transport_names[t]);
+    int rc = lg_auth_resolve(c->rt, id, a->authenticator, &r->auth[t], err);
+    if (rc != LG_OK && id == NULL)
+        lg_err_prefix(err, "receivers.%s.protocols.%s.auth.authenticator", c->id, transport_names[t]);
+    return rc;
+}
+
 static int otlp_create(struct lg_component *c, struct lg_err *err)
 {
     struct otlp_conf *conf = c->conf;
@@ -314,6 +350,19 @@ static int otlp_create(struct lg_component *c, struct lg_err *err)
         free(r);
         return lg_conf_error(err, lg_node_get(lg_node_get(lg_node_get(c->conf_node, "protocols"), "grpc"), "transport"),
                              "only \"tcp\" is supported, got \"%s\"", g->transport);
+    }
+    int arc = LG_OK;
+    if (conf->protocols.has_grpc && g->has_tls)
+        arc = check_tls(c, OTLP_GRPC, &g->tls, err);
+    if (arc == LG_OK && conf->protocols.has_http && conf->protocols.http.has_tls)
+        arc = check_tls(c, OTLP_HTTP, &conf->protocols.http.tls, err);
+    if (arc == LG_OK && conf->protocols.has_grpc && g->has_auth)
+        arc = resolve_auth(c, r, OTLP_GRPC, &g->auth, err);
+    if (arc == LG_OK && conf->protocols.has_http && conf->protocols.http.has_auth)
+        arc = resolve_auth(c, r, OTLP_HTTP, &conf->protocols.http.auth, err);
+    if (arc != LG_OK) {
+        free(r);
+        return arc;
     }
     for (int t = 0; t < 2; t++)
         for (int s = 0; s < LG_SIGNAL_COUNT; s++) {

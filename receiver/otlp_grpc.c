@@ -10,7 +10,9 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "../core/auth.h"
 #include "../core/grpc_server.h"
+#include "../core/log.h"
 #include "otlp_internal.h"
 
 #define BYTES_PER_MIB (1024 * 1024)
@@ -52,6 +54,18 @@ static int status_for(int code)
 static void on_export(void *arg, struct lg_grpc_call *call, const uint8_t *req, size_t len)
 {
     const struct otlp_grpc_method *m = arg;
+    struct lg_authenticator *auth = m->r->auth[OTLP_GRPC];
+    if (auth != NULL) {
+        /* Before decoding: an unauthenticated client costs us no more than this lookup. */
+        size_t vlen = 0;
+        const char *v = lg_grpc_call_metadata(call, lg_auth_grpc_metadata_key(auth), &vlen);
+        if (!lg_auth_check(auth, v, vlen)) {
+            lg_debug(m->r->c->id, "OTLP/gRPC %s: %s credentials, refused", lg_signal_name(m->signal),
+                     v == NULL ? "missing" : "invalid");
+            lg_grpc_call_finish(call, LG_GRPC_UNAUTHENTICATED, "missing or invalid credentials", NULL, 0);
+            return;
+        }
+    }
     struct lg_batch *b = NULL;
     struct lg_err err;
     int rc = lg_batch_decode(m->signal, req, len, &b, &err);

@@ -6,7 +6,8 @@
  * 200 with an Export*ServiceResponse (partial_success when items were dropped), and
  * google.rpc.Status bodies for errors, both in the request's own encoding. Back-pressure
  * from the pipeline becomes 503 or 429 with Retry-After. CORS follows the Collector's
- * confighttp (rs/cors) behaviour.
+ * confighttp (rs/cors) behaviour. With auth.authenticator, every request but a CORS
+ * preflight needs credentials: 401 + WWW-Authenticate otherwise.
  *
  * Owns: struct otlp_http (hung on otlp_receiver.http) and the HTTP server inside it.
  *
@@ -29,6 +30,7 @@
 #include <zlib.h>
 #include <zstd.h>
 
+#include "../core/auth.h"
 #include "../core/httpd.h"
 #include "../core/log.h"
 #include "../core/otlp_json.h"
@@ -43,6 +45,7 @@ enum rpc_code {
     RPC_RESOURCE_EXHAUSTED = 8,
     RPC_INTERNAL = 13,
     RPC_UNAVAILABLE = 14,
+    RPC_UNAUTHENTICATED = 16,
 };
 
 /* HTTP statuses this transport sends (libevent names only some of them). */
@@ -50,6 +53,7 @@ enum {
     HTTP_STATUS_OK = 200,
     HTTP_STATUS_NO_CONTENT = 204,
     HTTP_STATUS_BAD_REQUEST = 400,
+    HTTP_STATUS_UNAUTHORIZED = 401,
     HTTP_STATUS_NOT_FOUND = 404,
     HTTP_STATUS_METHOD_NOT_ALLOWED = 405,
     HTTP_STATUS_TOO_LARGE = 413,
@@ -135,6 +139,7 @@ static const char *reason_phrase(int status)
     case HTTP_STATUS_OK: return "OK";
     case HTTP_STATUS_NO_CONTENT: return "No Content";
     case HTTP_STATUS_BAD_REQUEST: return "Bad Request";
+    case HTTP_STATUS_UNAUTHORIZED: return "Unauthorized";
     case HTTP_STATUS_NOT_FOUND: return "Not Found";
     case HTTP_STATUS_METHOD_NOT_ALLOWED: return "Method Not Allowed";
     case HTTP_STATUS_TOO_LARGE: return "Request Entity Too Large";
@@ -662,6 +667,20 @@ static bool parse_content_type(const char *value, enum body_encoding *enc)
     return false;
 }
 
+/* 401 with a google.rpc.Status (UNAUTHENTICATED) in the request's encoding, plain text
+ * when the request has neither OTLP content type. */
+static void refuse_unauthenticated(struct evhttp_request *req)
+{
+    static const char msg[] = "missing or invalid credentials";
+    evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate", "Bearer");
+    struct http_call call = {.status = HTTP_STATUS_UNAUTHORIZED};
+    if (parse_content_type(evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Type"), &call.enc))
+        call_set_status(&call, HTTP_STATUS_UNAUTHORIZED, RPC_UNAUTHENTICATED, msg);
+    else
+        call_set_text(&call, HTTP_STATUS_UNAUTHORIZED, msg);
+    send_call_reply(req, &call);
+}
+
 static bool parse_content_encoding(const char *value, enum content_coding *coding)
 {
     if (value == NULL) {
@@ -727,6 +746,18 @@ static void on_request(struct evhttp_request *req, void *arg)
         cors_actual(h, req);
     }
 
+    /* As the Collector's confighttp: CORS preflights (above) need no credentials, every
+     * other request does, whatever its path or method. */
+    struct lg_authenticator *auth = h->r->auth[OTLP_HTTP];
+    if (auth != NULL) {
+        const char *v = evhttp_find_header(in, lg_auth_header_name(auth));
+        if (!lg_auth_check(auth, v, v != NULL ? strlen(v) : 0)) {
+            lg_debug(h->r->c->id, "OTLP/HTTP: %s credentials, refused", v == NULL ? "missing" : "invalid");
+            refuse_unauthenticated(req);
+            return;
+        }
+    }
+
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
     int signal = signal_for_path(h, uri != NULL ? evhttp_uri_get_path(uri) : NULL);
     if (signal < 0) {
@@ -789,9 +820,11 @@ int otlp_http_start(struct otlp_receiver *r, struct lg_err *err)
     h->conf = conf;
     h->max_body = conf->max_request_body_size > 0 ? (size_t)conf->max_request_body_size
                                                   : OTLP_HTTP_FALLBACK_MAX_BODY;
-    h->paths[LG_SIGNAL_TRACES] = conf->traces_url_path;
-    h->paths[LG_SIGNAL_METRICS] = conf->metrics_url_path;
-    h->paths[LG_SIGNAL_LOGS] = conf->logs_url_path;
+    /* As the Collector does, a path is served only for signals some pipeline takes from
+     * this receiver; the others answer 404 instead of accepting data nobody forwards. */
+    const char *paths[LG_SIGNAL_COUNT] = {conf->traces_url_path, conf->metrics_url_path, conf->logs_url_path};
+    for (int s = 0; s < LG_SIGNAL_COUNT; s++)
+        h->paths[s] = r->c->next[s].n > 0 ? paths[s] : NULL;
     h->cors = conf->has_cors && conf->cors.allowed_origins.n > 0;
     if (conf->has_cors && !h->cors && conf->cors.allowed_headers.n > 0)
         lg_warn(r->c->id, "cors.allowed_headers is set without cors.allowed_origins; CORS "
@@ -819,6 +852,9 @@ int otlp_http_start(struct otlp_receiver *r, struct lg_err *err)
         opts.tls_key_file = conf->tls.key_file;
         opts.tls_client_ca_file = conf->tls.client_ca_file;
         opts.tls_min_version = conf->tls.min_version;
+        if (conf->tls.reload_interval_ns > 0)
+            lg_warn(r->c->id, "protocols.http.tls.reload_interval: not supported by the OTLP/HTTP "
+                              "transport yet; its certificate is read once at start");
     }
     int rc = lg_http_server_start(&opts, on_request, h, &h->srv, err);
     if (rc != LG_OK) {

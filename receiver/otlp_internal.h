@@ -24,6 +24,12 @@ struct otlp_tls_conf {
     int64_t reload_interval_ns;
 };
 
+/* `auth:` on a protocol, as the Collector's configauth: the ID of an authenticator
+ * extension (bearertokenauth) listed in service.extensions. */
+struct otlp_auth_conf {
+    const char *authenticator;
+};
+
 struct otlp_keepalive_server_conf {
     int64_t max_connection_idle_ns, max_connection_age_ns, max_connection_age_grace_ns;
     int64_t time_ns, timeout_ns;
@@ -48,6 +54,8 @@ struct otlp_grpc_conf {
     const char *transport;           /* "tcp" */
     struct otlp_tls_conf tls;
     bool has_tls;
+    struct otlp_auth_conf auth;
+    bool has_auth;
     struct otlp_keepalive_conf keepalive; /* as in YAML; the flat copies below are filled from it */
     int64_t keepalive_time_ns, keepalive_timeout_ns;
     int64_t max_connection_idle_ns, max_connection_age_ns, max_connection_age_grace_ns;
@@ -70,6 +78,8 @@ struct otlp_http_conf {
     bool has_cors;
     struct otlp_tls_conf tls;
     bool has_tls;
+    struct otlp_auth_conf auth;
+    bool has_auth;
     int64_t read_timeout_ns, read_header_timeout_ns, write_timeout_ns, idle_timeout_ns;
 };
 
@@ -87,6 +97,7 @@ struct otlp_conf {
 enum otlp_transport { OTLP_GRPC = 0, OTLP_HTTP = 1 };
 
 struct otlp_grpc;  /* otlp_grpc.c */
+struct lg_authenticator; /* core/auth.h */
 struct otlp_http;  /* otlp_http.c */
 
 struct otlp_receiver {
@@ -97,6 +108,8 @@ struct otlp_receiver {
     struct lg_counter *refused[2][LG_SIGNAL_COUNT];
     struct otlp_grpc *grpc;
     struct otlp_http *http;
+    /* [transport]: the protocol's authenticator (owned by its extension), NULL = open */
+    struct lg_authenticator *auth[2];
 };
 
 /** Result of delivering one request. */
