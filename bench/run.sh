@@ -20,7 +20,7 @@
 #   BENCH_REPEAT=3          runs per scenario (median reported)
 #   BENCH_WARMUP=3          seconds of load before measuring
 #   BENCH_CONCURRENCY=4     loadgen threads (one connection each)
-#   BENCH_SCENARIOS="grpc_batch_debug http_batch_debug"   bench/<name>.yaml to run
+#   BENCH_SCENARIOS="grpc_batch_debug grpc_llm_cost_debug http_batch_debug"   bench/<name>.yaml to run
 #   BENCH_DECODE_SECONDS=5  CPU seconds per decode_bench case
 #   BENCH_PROFILE=auto      auto | perf | callgrind | none
 #   BENCH_PROFILE_REQUESTS=300  requests sent to the gateway under callgrind
@@ -39,7 +39,7 @@ BENCH_SECONDS=${BENCH_SECONDS:-20}
 BENCH_REPEAT=${BENCH_REPEAT:-3}
 BENCH_WARMUP=${BENCH_WARMUP:-3}
 BENCH_CONCURRENCY=${BENCH_CONCURRENCY:-4}
-BENCH_SCENARIOS=${BENCH_SCENARIOS:-"grpc_batch_debug http_batch_debug"}
+BENCH_SCENARIOS=${BENCH_SCENARIOS:-"grpc_batch_debug grpc_llm_cost_debug http_batch_debug"}
 BENCH_DECODE_SECONDS=${BENCH_DECODE_SECONDS:-5}
 BENCH_PROFILE=${BENCH_PROFILE:-auto}
 BENCH_PROFILE_REQUESTS=${BENCH_PROFILE_REQUESTS:-300}

@@ -4,8 +4,11 @@
  * (or pointing into the arenas of the batches listed in `deps`, which it keeps alive).
  * Batches are reference counted: whoever hands a batch to a consumer keeps its own
  * reference; a consumer that retains the batch past the call takes lg_batch_ref().
- * A batch shared by several consumers (refs > 1) is read-only; a processor that must
- * change it copies it first (lg_batch_make_writable). */
+ * A batch is read-only once it leaves its receiver: a fan-out hands the same batch to
+ * several pipelines without taking extra references, so refs == 1 does not mean a
+ * processor owns it. A processor that changes data forwards a copy-on-write clone instead
+ * (new wrappers, copies of only the changed spans, the original kept as a dependency; see
+ * processors/llm_cost.c). */
 #ifndef LG_BATCH_H
 #define LG_BATCH_H
 

@@ -11,15 +11,14 @@ extern const struct lg_component_type lg_debug_exporter;
 extern const struct lg_component_type lg_file_exporter;
 extern const struct lg_component_type lg_forward_connector;
 extern const struct lg_component_type lg_health_check_extension;
-/* Components being written (weak until they land; a missing one is skipped). */
-extern const struct lg_component_type lg_memory_limiter_processor __attribute__((weak));
-extern const struct lg_component_type lg_llm_cost_processor __attribute__((weak));
-extern const struct lg_component_type lg_otlp_exporter __attribute__((weak));
-extern const struct lg_component_type lg_otlp_http_exporter __attribute__((weak));
-extern const struct lg_component_type lg_prometheus_exporter __attribute__((weak));
-extern const struct lg_component_type lg_llm_metrics_connector __attribute__((weak));
-extern const struct lg_component_type lg_file_storage_extension __attribute__((weak));
-extern const struct lg_component_type lg_bearertokenauth_extension __attribute__((weak));
+extern const struct lg_component_type lg_memory_limiter_processor;
+extern const struct lg_component_type lg_llm_cost_processor;
+extern const struct lg_component_type lg_otlp_exporter;
+extern const struct lg_component_type lg_otlp_http_exporter;
+extern const struct lg_component_type lg_prometheus_exporter;
+extern const struct lg_component_type lg_llm_metrics_connector;
+extern const struct lg_component_type lg_file_storage_extension;
+extern const struct lg_component_type lg_bearertokenauth_extension;
 
 static const struct lg_component_type *const all_types[] = {
     &lg_otlp_receiver,
@@ -38,7 +37,8 @@ static const struct lg_component_type *const all_types[] = {
     &lg_bearertokenauth_extension,
 };
 
-/* all_types without the entries whose component is not linked in, NULL-terminated. */
+/* all_types, NULL-terminated (kept as a separate table so entries can be filtered, e.g.
+ * by build options, in one place). */
 static const struct lg_component_type *registry[LG_ARRAY_LEN(all_types) + 1];
 static pthread_once_t registry_once = PTHREAD_ONCE_INIT;
 
@@ -46,8 +46,7 @@ static void registry_init(void)
 {
     size_t n = 0;
     for (size_t i = 0; i < LG_ARRAY_LEN(all_types); i++)
-        if (all_types[i] != NULL)
-            registry[n++] = all_types[i];
+        registry[n++] = all_types[i];
     registry[n] = NULL;
 }
 

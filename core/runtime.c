@@ -588,10 +588,10 @@ static void shutdown_one(struct lg_component *c, int64_t deadline)
 void lg_runtime_shutdown(struct lg_runtime *rt, int64_t deadline)
 {
     atomic_store(&rt->healthy, false);
-    /* Receivers stop taking data first; then each pipeline's processors flush in chain
-     * order (pipelines fed by connectors after the pipelines feeding them, which is the
-     * order they appear after the connector's upstream has flushed: we run two passes so a
-     * connector's downstream pipeline sees what its upstream flushed); then exporters. */
+    /* Receivers stop taking data first. Then pipelines flush in dependency order: a
+     * pipeline fed by a connector waits until every pipeline exporting to that connector
+     * has flushed its processors; then the connector flushes, then the pipeline's own
+     * processors. Exporters drain last, extensions stop after them. */
     for (size_t i = 0; i < rt->ncomponents; i++)
         if (rt->components[i]->type->kind == LG_RECEIVER)
             shutdown_one(rt->components[i], deadline);
@@ -611,6 +611,13 @@ void lg_runtime_shutdown(struct lg_runtime *rt, int64_t deadline)
                 }
             if (!upstream_done)
                 continue;
+            /* A connector feeding this pipeline flushes what it holds (llm_metrics' last
+             * interval) before this pipeline's processors stop. */
+            for (size_t r = 0; r < pl->nreceivers; r++)
+                if (pl->receivers[r]->type->kind == LG_CONNECTOR && pl->receivers[r]->started) {
+                    shutdown_one(pl->receivers[r], deadline);
+                    any = true;
+                }
             for (size_t k = 0; k < pl->nprocessors; k++)
                 if (pl->processors[k]->started) {
                     shutdown_one(pl->processors[k], deadline);

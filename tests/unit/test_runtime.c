@@ -50,7 +50,7 @@ static void test_unknown_component_type_is_named_with_its_path(void **state)
 {
     (void)state;
     expect_error(OTLP "exporters:\n  debug:\n  nosuch: {}\n" PIPE,
-                 "t.yaml:7:3: exporters.nosuch: unknown exporter type \"nosuch\" (known: debug, file)");
+                 "t.yaml:7:3: exporters.nosuch: unknown exporter type \"nosuch\" (known: otlp, otlp_http, prometheus, debug, file)");
 }
 
 static void test_unknown_key_lists_the_known_keys(void **state)
@@ -119,9 +119,10 @@ static void test_embedded_default_config_is_valid(void **state)
     int rc = build(&rt, lg_default_config, &err);
     if (rc != LG_OK)
         fail_msg("%s", err.msg);
-    assert_int_equal(rt.npipelines, 3);
-    /* otlp + debug + health_check shared, one batch instance per pipeline */
-    assert_int_equal(rt.ncomponents, 6);
+    assert_int_equal(rt.npipelines, 4);
+    /* shared: otlp, llm_metrics, forward/export, debug, prometheus, health_check;
+     * per pipeline: llm_cost (traces) and batch (traces/export, metrics, logs) */
+    assert_int_equal(rt.ncomponents, 10);
     lg_runtime_destroy(&rt);
 }
 
