@@ -18,11 +18,9 @@
  * As in the Collector, RESOURCE_EXHAUSTED is retried only when the status carries
  * google.rpc.RetryInfo in the grpc-status-details-bin trailer (a quota that will recover),
  * and any retryable status with RetryInfo waits at least its retry_delay. */
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "google/rpc/error_details.pb-c.h"
 
@@ -32,21 +30,7 @@
 #include "../core/grpc_client.h"
 #include "../core/log.h"
 #include "../core/runtime.h"
-
-struct otlp_headers {
-    const char **kv; /* key, value, key, value, ..., NULL (keys lowercase) */
-    size_t n;        /* pairs */
-};
-
-struct otlp_tls_conf {
-    bool insecure;
-    bool insecure_skip_verify;
-    const char *ca_file;
-    const char *cert_file;
-    const char *key_file;
-    const char *min_version;
-    const char *server_name_override;
-};
+#include "otlp_common.h"
 
 struct otlp_keepalive_conf {
     int64_t time_ns;
@@ -54,78 +38,27 @@ struct otlp_keepalive_conf {
     bool permit_without_stream;
 };
 
-struct otlp_auth_conf {
-    const char *authenticator;
-};
-
 struct otlp_conf {
     const char *endpoint;
-    struct otlp_tls_conf tls;
+    struct lg_otlp_tls_conf tls;
     bool tls_present;
-    struct otlp_headers headers;
+    struct lg_otlp_headers headers;
     const char *compression;
     const char *authority;
     bool wait_for_ready;
     struct otlp_keepalive_conf keepalive;
     bool keepalive_present;
-    struct otlp_auth_conf auth;
+    struct lg_otlp_auth_conf auth;
     bool auth_present;
     struct lg_exporter_helper_conf helper;
 };
 
-/* `headers`: a map of string to string, sent as gRPC metadata on every call. gRPC requires
- * lowercase keys; HTTP/2 header names are case-insensitive, so lowering changes nothing the
- * backend can see. Names are HTTP tokens; values must not contain control characters. */
-static int parse_headers(const struct lg_node *n, void *dst, struct lg_arena *arena, struct lg_err *err)
-{
-    struct otlp_headers *h = dst;
-    if (n->type != LG_NODE_MAP)
-        return lg_conf_error(err, n, "expected a map of header name to value");
-    h->kv = lg_arena_calloc(arena, 2 * n->npairs + 1, sizeof(char *));
-    if (h->kv == NULL)
-        return lg_err_set(err, LG_ENOMEM, "out of memory");
-    h->n = 0;
-    for (size_t i = 0; i < n->npairs; i++) {
-        const char *k = n->pairs[i].key;
-        const struct lg_node *v = n->pairs[i].value;
-        if (k[0] == '\0')
-            return lg_conf_error(err, v, "empty header name");
-        char *lk = lg_arena_strdup(arena, k);
-        if (lk == NULL)
-            return lg_err_set(err, LG_ENOMEM, "out of memory");
-        for (char *p = lk; *p; p++) {
-            unsigned char ch = (unsigned char)*p;
-            if (ch <= ' ' || ch >= 0x7f || strchr("\"(),/:;<=>?@[\\]{}", ch) != NULL)
-                return lg_conf_error(err, v, "header name \"%s\" is not a valid HTTP token", k);
-            *p = (char)tolower(ch);
-        }
-        if (v->type != LG_NODE_SCALAR && v->type != LG_NODE_NULL)
-            return lg_conf_error(err, v, "expected a string value");
-        const char *val = v->scalar ? v->scalar : "";
-        for (const char *p = val; *p; p++)
-            if ((unsigned char)*p < ' ' && *p != '\t')
-                return lg_conf_error(err, v, "header value contains a control character");
-        h->kv[2 * h->n] = lk;
-        h->kv[2 * h->n + 1] = val;
-        h->n++;
-    }
-    h->kv[2 * h->n] = NULL;
-    return LG_OK;
-}
-
-static const struct lg_conf_field otlp_auth_fields[] = {
-    LG_CONF_STRING("authenticator", NULL, struct otlp_auth_conf, authenticator, "ID of an authenticator extension (bearertokenauth[/name])"),
-    LG_CONF_END,
-};
-
 static const struct lg_conf_field otlp_tls_fields[] = {
-    LG_CONF_BOOL("insecure", "false", struct otlp_tls_conf, insecure, "plaintext HTTP/2 (no TLS) for a host:port endpoint"),
-    LG_CONF_BOOL("insecure_skip_verify", "false", struct otlp_tls_conf, insecure_skip_verify, "not supported by the gRPC exporter (refused when true)"),
-    LG_CONF_STRING("ca_file", NULL, struct otlp_tls_conf, ca_file, "PEM roots to verify the server with (default: system roots)"),
-    LG_CONF_STRING("cert_file", NULL, struct otlp_tls_conf, cert_file, "client certificate (PEM) for mTLS"),
-    LG_CONF_STRING("key_file", NULL, struct otlp_tls_conf, key_file, "client key (PEM) for mTLS"),
-    LG_CONF_STRING("min_version", "1.2", struct otlp_tls_conf, min_version, "lowest TLS version; gRPC core 1.51 offers only 1.2"),
-    LG_CONF_STRING("server_name_override", NULL, struct otlp_tls_conf, server_name_override, "name checked in the server's certificate (and :authority)"),
+    LG_CONF_BOOL("insecure", "false", struct lg_otlp_tls_conf, insecure, "plaintext HTTP/2 (no TLS) for a host:port endpoint"),
+    LG_CONF_BOOL("insecure_skip_verify", "false", struct lg_otlp_tls_conf, insecure_skip_verify, "not supported by the gRPC exporter (refused when true)"),
+    LG_OTLP_TLS_FILE_FIELDS,
+    LG_CONF_STRING("min_version", "1.2", struct lg_otlp_tls_conf, min_version, "lowest TLS version; gRPC core 1.51 offers only 1.2"),
+    LG_CONF_STRING("server_name_override", NULL, struct lg_otlp_tls_conf, server_name_override, "name checked in the server's certificate (and :authority)"),
     LG_CONF_END,
 };
 
@@ -139,7 +72,7 @@ static const struct lg_conf_field otlp_keepalive_fields[] = {
 static const struct lg_conf_field otlp_fields[] = {
     LG_CONF_STRING("endpoint", NULL, struct otlp_conf, endpoint, "host:port, or http://host:port (plaintext) / https://host:port (TLS); required"),
     LG_CONF_SECTION_OPT("tls", struct otlp_conf, tls, tls_present, otlp_tls_fields, "TLS client settings"),
-    LG_CONF_CUSTOM("headers", NULL, struct otlp_conf, headers, parse_headers, "metadata sent with every call"),
+    LG_CONF_CUSTOM("headers", NULL, struct otlp_conf, headers, lg_otlp_parse_headers_lower, "metadata sent with every call"),
     LG_CONF_STRING("compression", "gzip", struct otlp_conf, compression, "gzip | none"),
     LG_CONF_STRING("authority", NULL, struct otlp_conf, authority, ":authority of every call (default: from the endpoint)"),
     LG_CONF_BOOL("wait_for_ready", "false", struct otlp_conf, wait_for_ready, "wait (within timeout) for the connection instead of failing at once"),
@@ -147,7 +80,7 @@ static const struct lg_conf_field otlp_fields[] = {
     LG_CONF_ACCEPTED("balancer_name", "accepted; one connection per exporter (pick_first)"),
     LG_CONF_ACCEPTED("read_buffer_size", "accepted; gRPC core sizes its buffers"),
     LG_CONF_ACCEPTED("write_buffer_size", "accepted; gRPC core sizes its buffers"),
-    LG_CONF_SECTION_OPT("auth", struct otlp_conf, auth, auth_present, otlp_auth_fields, "client authentication through an extension"),
+    LG_CONF_SECTION_OPT("auth", struct otlp_conf, auth, auth_present, lg_otlp_auth_fields, "client authentication through an extension"),
     LG_EXPORTER_HELPER_FIELDS(struct otlp_conf, helper),
     LG_CONF_END,
 };
@@ -201,7 +134,7 @@ static int otlp_state_init(struct otlp_state *st, const char *id, struct otlp_co
     if (eplen == 0)
         return lg_conf_error(err, ep_node, "endpoint has no host:port");
     st->insecure = scheme_http || (!scheme_https && conf->tls.insecure);
-    const struct otlp_tls_conf *tls = &conf->tls;
+    const struct lg_otlp_tls_conf *tls = &conf->tls;
     const struct lg_node *tls_node = lg_node_get(node, "tls");
     if (tls->insecure_skip_verify && !st->insecure)
         return lg_conf_error(err, lg_node_get(tls_node, "insecure_skip_verify"),
@@ -209,13 +142,9 @@ static int otlp_state_init(struct otlp_state *st, const char *id, struct otlp_co
     if (tls->min_version != NULL && tls->min_version[0] != '\0' && strcmp(tls->min_version, "1.2") != 0)
         return lg_conf_error(err, lg_node_get(tls_node, "min_version"),
                              "only \"1.2\" is supported by the gRPC exporter (gRPC core 1.51 cannot raise the TLS floor), got \"%s\"", tls->min_version);
-    if ((tls->cert_file == NULL) != (tls->key_file == NULL))
-        return lg_conf_error(err, tls_node, "cert_file and key_file must be set together");
-    const char *files[] = {tls->ca_file, tls->cert_file, tls->key_file};
-    const char *keys[] = {"ca_file", "cert_file", "key_file"};
-    for (size_t i = 0; i < 3; i++)
-        if (!st->insecure && files[i] != NULL && access(files[i], R_OK) != 0)
-            return lg_conf_error(err, lg_node_get(tls_node, keys[i]), "cannot read \"%s\"", files[i]);
+    int rc = lg_otlp_tls_check_files(tls, tls_node, !st->insecure, err);
+    if (rc != LG_OK)
+        return rc;
     if (conf->headers.n > OTLP_MAX_HEADERS)
         return lg_conf_error(err, lg_node_get(node, "headers"), "at most %d headers are supported, got %zu",
                              OTLP_MAX_HEADERS, conf->headers.n);
@@ -307,46 +236,10 @@ static void read_partial_success(const char *id, enum lg_signal sig, const uint8
     ProtobufCMessage *m = protobuf_c_message_unpack(lg_response_descriptor(sig), NULL, len, resp);
     if (m == NULL) {
         lg_warn(id, "the backend answered OK with a response that is not a valid Export%sServiceResponse (%zu bytes); ignored",
-                sig == LG_SIGNAL_TRACES ? "Trace" : sig == LG_SIGNAL_METRICS ? "Metrics" : "Logs", len);
+                lg_otlp_response_name(sig), len);
         return;
     }
-    int64_t rejected = 0;
-    const char *msg = NULL;
-    switch (sig) {
-    case LG_SIGNAL_TRACES: {
-        const lg_traces_resp *r = (const lg_traces_resp *)m;
-        if (r->partial_success) {
-            rejected = r->partial_success->rejected_spans;
-            msg = r->partial_success->error_message;
-        }
-        break;
-    }
-    case LG_SIGNAL_METRICS: {
-        const lg_metrics_resp *r = (const lg_metrics_resp *)m;
-        if (r->partial_success) {
-            rejected = r->partial_success->rejected_data_points;
-            msg = r->partial_success->error_message;
-        }
-        break;
-    }
-    default: {
-        const lg_logs_resp *r = (const lg_logs_resp *)m;
-        if (r->partial_success) {
-            rejected = r->partial_success->rejected_log_records;
-            msg = r->partial_success->error_message;
-        }
-        break;
-    }
-    }
-    if (rejected < 0)
-        rejected = 0;
-    res->rejected = rejected;
-    /* the helper counts `rejected` and logs it with this message; a message without
-     * rejections is a warning from the backend (OTLP spec), logged here */
-    if (msg != NULL && msg[0] != '\0')
-        snprintf(res->message, sizeof res->message, "%s", msg);
-    if (rejected == 0 && msg != NULL && msg[0] != '\0')
-        lg_warn(id, "the backend accepted every %s with a warning: %s", lg_signal_item_noun(sig), msg);
+    lg_otlp_partial_success(id, sig, m, res);
     protobuf_c_message_free_unpacked(m, NULL);
 }
 
@@ -374,10 +267,8 @@ static void otlp_send(void *ctx, struct lg_batch *b, int64_t deadline, struct lg
     size_t nmd = 0;
     char auth_name[LG_AUTH_NAME_MAX], auth_value[LG_AUTH_VALUE_MAX];
     if (st->auth != NULL) {
-        if (lg_auth_client_header(st->auth, auth_name, sizeof auth_name, auth_value, sizeof auth_value) != LG_OK) {
+        if (lg_otlp_auth_header(st->auth, auth_name, auth_value, res) != LG_OK) {
             free(buf);
-            res->code = LG_EAGAIN; /* the token file may appear (it is re-read) */
-            snprintf(res->message, sizeof res->message, "the authenticator has no credentials to send yet");
             return;
         }
         md[nmd++] = lg_auth_grpc_metadata_key(st->auth);
@@ -424,13 +315,8 @@ static int otlp_create(struct lg_component *c, struct lg_err *err)
     if (st == NULL)
         return lg_err_set(err, LG_ENOMEM, "out of memory");
     int rc = otlp_state_init(st, c->id, c->conf, c->conf_node, err);
-    if (rc == LG_OK && st->conf->auth_present) {
-        const struct lg_node *an = lg_node_get(lg_node_get(c->conf_node, "auth"), "authenticator");
-        if (st->conf->auth.authenticator == NULL)
-            rc = lg_conf_error(err, an ? an : lg_node_get(c->conf_node, "auth"), "auth.authenticator is required");
-        else
-            rc = lg_auth_resolve(c->rt, an, st->conf->auth.authenticator, &st->auth, err);
-    }
+    if (rc == LG_OK && st->conf->auth_present)
+        rc = lg_otlp_auth_resolve(c, &st->conf->auth, &st->auth, err);
     if (rc == LG_OK)
         rc = lg_exporter_helper_create(c, &st->conf->helper, otlp_send, st, &st->helper, err);
     if (rc != LG_OK) {

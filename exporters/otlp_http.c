@@ -22,7 +22,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 #include <zlib.h>
 #include <zstd.h>
 
@@ -32,6 +31,7 @@
 #include "../core/log.h"
 #include "../core/otlp_json.h"
 #include "../core/runtime.h"
+#include "otlp_common.h"
 
 /* Response bodies are read up to this size: enough for any partial_success or Status
  * message; the rest is discarded (the request is not failed for it). */
@@ -42,82 +42,24 @@
 /* zstd level for request bodies: the library default, fast with a good ratio. */
 #define ZSTD_LEVEL 3
 
-struct http_headers {
-    const char **kv; /* name, value, ... (as written) */
-    size_t n;
-};
-
-struct http_tls_conf {
-    bool insecure;
-    bool insecure_skip_verify;
-    const char *ca_file;
-    const char *cert_file;
-    const char *key_file;
-    const char *min_version;
-    const char *max_version;
-};
-
-struct http_auth_conf {
-    const char *authenticator;
-};
-
 struct http_conf {
     const char *endpoint;
     const char *signal_endpoint[LG_SIGNAL_COUNT];
-    struct http_tls_conf tls;
-    struct http_headers headers;
+    struct lg_otlp_tls_conf tls;
+    struct lg_otlp_headers headers;
     const char *compression;
     const char *encoding;
-    struct http_auth_conf auth;
+    struct lg_otlp_auth_conf auth;
     bool auth_present;
     struct lg_exporter_helper_conf helper;
 };
 
-static int parse_headers(const struct lg_node *n, void *dst, struct lg_arena *arena, struct lg_err *err)
-{
-    struct http_headers *h = dst;
-    if (n->type != LG_NODE_MAP)
-        return lg_conf_error(err, n, "expected a map of header name to value");
-    h->kv = lg_arena_calloc(arena, 2 * n->npairs + 1, sizeof(char *));
-    if (h->kv == NULL)
-        return lg_err_set(err, LG_ENOMEM, "out of memory");
-    h->n = 0;
-    for (size_t i = 0; i < n->npairs; i++) {
-        const char *k = n->pairs[i].key;
-        const struct lg_node *v = n->pairs[i].value;
-        if (k[0] == '\0')
-            return lg_conf_error(err, v, "empty header name");
-        for (const char *p = k; *p; p++) {
-            unsigned char ch = (unsigned char)*p;
-            if (ch <= ' ' || ch >= 0x7f || strchr("\"(),/:;<=>?@[\\]{}", ch) != NULL)
-                return lg_conf_error(err, v, "header name \"%s\" is not a valid HTTP token", k);
-        }
-        if (v->type != LG_NODE_SCALAR && v->type != LG_NODE_NULL)
-            return lg_conf_error(err, v, "expected a string value");
-        const char *val = v->scalar ? v->scalar : "";
-        for (const char *p = val; *p; p++)
-            if ((unsigned char)*p < ' ' && *p != '\t')
-                return lg_conf_error(err, v, "header value contains a control character");
-        h->kv[2 * h->n] = k;
-        h->kv[2 * h->n + 1] = val;
-        h->n++;
-    }
-    return LG_OK;
-}
-
 static const struct lg_conf_field http_tls_fields[] = {
-    LG_CONF_BOOL("insecure", "false", struct http_tls_conf, insecure, "accepted: the URL scheme (http/https) decides TLS"),
-    LG_CONF_BOOL("insecure_skip_verify", "false", struct http_tls_conf, insecure_skip_verify, "do not verify the server's certificate (testing only)"),
-    LG_CONF_STRING("ca_file", NULL, struct http_tls_conf, ca_file, "PEM roots to verify the server with (default: system roots)"),
-    LG_CONF_STRING("cert_file", NULL, struct http_tls_conf, cert_file, "client certificate (PEM) for mTLS"),
-    LG_CONF_STRING("key_file", NULL, struct http_tls_conf, key_file, "client key (PEM) for mTLS"),
-    LG_CONF_STRING("min_version", "1.2", struct http_tls_conf, min_version, "lowest TLS version: 1.0, 1.1, 1.2, 1.3"),
-    LG_CONF_STRING("max_version", NULL, struct http_tls_conf, max_version, "highest TLS version (default: the newest)"),
-    LG_CONF_END,
-};
-
-static const struct lg_conf_field http_auth_fields[] = {
-    LG_CONF_STRING("authenticator", NULL, struct http_auth_conf, authenticator, "ID of an authenticator extension (bearertokenauth[/name])"),
+    LG_CONF_BOOL("insecure", "false", struct lg_otlp_tls_conf, insecure, "accepted: the URL scheme (http/https) decides TLS"),
+    LG_CONF_BOOL("insecure_skip_verify", "false", struct lg_otlp_tls_conf, insecure_skip_verify, "do not verify the server's certificate (testing only)"),
+    LG_OTLP_TLS_FILE_FIELDS,
+    LG_CONF_STRING("min_version", "1.2", struct lg_otlp_tls_conf, min_version, "lowest TLS version: 1.0, 1.1, 1.2, 1.3"),
+    LG_CONF_STRING("max_version", NULL, struct lg_otlp_tls_conf, max_version, "highest TLS version (default: the newest)"),
     LG_CONF_END,
 };
 
@@ -127,10 +69,10 @@ static const struct lg_conf_field http_fields[] = {
     LG_CONF_STRING("metrics_endpoint", NULL, struct http_conf, signal_endpoint[LG_SIGNAL_METRICS], "full URL for metrics (overrides endpoint)"),
     LG_CONF_STRING("logs_endpoint", NULL, struct http_conf, signal_endpoint[LG_SIGNAL_LOGS], "full URL for logs (overrides endpoint)"),
     LG_CONF_SECTION("tls", struct http_conf, tls, http_tls_fields, "TLS client settings (https URLs)"),
-    LG_CONF_CUSTOM("headers", NULL, struct http_conf, headers, parse_headers, "headers sent with every request"),
+    LG_CONF_CUSTOM("headers", NULL, struct http_conf, headers, lg_otlp_parse_headers, "headers sent with every request"),
     LG_CONF_STRING("compression", "gzip", struct http_conf, compression, "gzip | zstd | none"),
     LG_CONF_STRING("encoding", "proto", struct http_conf, encoding, "proto | json"),
-    LG_CONF_SECTION_OPT("auth", struct http_conf, auth, auth_present, http_auth_fields, "client authentication through an extension"),
+    LG_CONF_SECTION_OPT("auth", struct http_conf, auth, auth_present, lg_otlp_auth_fields, "client authentication through an extension"),
     LG_CONF_ACCEPTED("read_buffer_size", "accepted; libcurl sizes its buffers"),
     LG_CONF_ACCEPTED("write_buffer_size", "accepted; libcurl sizes its buffers"),
     LG_CONF_ACCEPTED("max_idle_conns", "accepted; connections are kept per consumer"),
@@ -275,14 +217,7 @@ static int http_state_init(struct http_state *st, const char *id, struct http_co
         maxv <<= 16; /* CURL_SSLVERSION_MAX_TLSv1_x are the min values shifted by 16 */
     }
     st->ssl_version = minv | maxv;
-    if ((conf->tls.cert_file == NULL) != (conf->tls.key_file == NULL))
-        return lg_conf_error(err, tls_node, "cert_file and key_file must be set together");
-    const char *files[] = {conf->tls.ca_file, conf->tls.cert_file, conf->tls.key_file};
-    const char *fkeys[] = {"ca_file", "cert_file", "key_file"};
-    for (size_t i = 0; i < 3; i++)
-        if (files[i] != NULL && access(files[i], R_OK) != 0)
-            return lg_conf_error(err, lg_node_get(tls_node, fkeys[i]), "cannot read \"%s\"", files[i]);
-    return LG_OK;
+    return lg_otlp_tls_check_files(&conf->tls, tls_node, true, err);
 }
 
 /* ---- request body ---- */
@@ -425,41 +360,12 @@ static void read_partial_success(const struct http_state *st, enum lg_signal sig
     }
     if (m == NULL) {
         lg_warn(st->id, "the backend answered 2xx with a body that is not an Export%sServiceResponse (%zu bytes, %s); ignored",
-                sig == LG_SIGNAL_TRACES ? "Trace" : sig == LG_SIGNAL_METRICS ? "Metrics" : "Logs", r->len,
+                lg_otlp_response_name(sig), r->len,
                 r->content_type[0] ? r->content_type : "no Content-Type");
         lg_arena_destroy(arena);
         return;
     }
-    int64_t rejected = 0;
-    const char *msg = NULL;
-    if (sig == LG_SIGNAL_TRACES) {
-        const lg_traces_resp *t = (const lg_traces_resp *)m;
-        if (t->partial_success) {
-            rejected = t->partial_success->rejected_spans;
-            msg = t->partial_success->error_message;
-        }
-    } else if (sig == LG_SIGNAL_METRICS) {
-        const lg_metrics_resp *t = (const lg_metrics_resp *)m;
-        if (t->partial_success) {
-            rejected = t->partial_success->rejected_data_points;
-            msg = t->partial_success->error_message;
-        }
-    } else {
-        const lg_logs_resp *t = (const lg_logs_resp *)m;
-        if (t->partial_success) {
-            rejected = t->partial_success->rejected_log_records;
-            msg = t->partial_success->error_message;
-        }
-    }
-    if (rejected < 0)
-        rejected = 0;
-    res->rejected = rejected;
-    /* the helper counts `rejected` and logs it with this message; a message without
-     * rejections is a warning from the backend (OTLP spec), logged here */
-    if (msg != NULL && msg[0] != '\0')
-        snprintf(res->message, sizeof res->message, "%s", msg);
-    if (rejected == 0 && msg != NULL && msg[0] != '\0')
-        lg_warn(st->id, "the backend accepted every %s with a warning: %s", lg_signal_item_noun(sig), msg);
+    lg_otlp_partial_success(st->id, sig, m, res);
     if (!json)
         protobuf_c_message_free_unpacked(m, NULL);
     lg_arena_destroy(arena);
@@ -614,11 +520,9 @@ static void http_send(void *ctx, struct lg_batch *b, int64_t deadline, struct lg
     char line[LG_AUTH_NAME_MAX + LG_AUTH_VALUE_MAX + 4];
     if (st->auth != NULL) {
         char name[LG_AUTH_NAME_MAX], value[LG_AUTH_VALUE_MAX];
-        if (lg_auth_client_header(st->auth, name, sizeof name, value, sizeof value) != LG_OK) {
+        if (lg_otlp_auth_header(st->auth, name, value, res) != LG_OK) {
             curl_slist_free_all(hdrs);
             free(body);
-            res->code = LG_EAGAIN; /* the token file may appear (it is re-read) */
-            snprintf(res->message, sizeof res->message, "the authenticator has no credentials to send yet");
             return;
         }
         snprintf(line, sizeof line, "%s: %s", name, value);
@@ -714,13 +618,8 @@ static int http_create(struct lg_component *c, struct lg_err *err)
     if (st == NULL)
         return lg_err_set(err, LG_ENOMEM, "out of memory");
     int rc = http_state_init(st, c->id, c->conf, c->conf_node, err);
-    if (rc == LG_OK && st->conf->auth_present) {
-        const struct lg_node *an = lg_node_get(lg_node_get(c->conf_node, "auth"), "authenticator");
-        if (st->conf->auth.authenticator == NULL)
-            rc = lg_conf_error(err, an ? an : lg_node_get(c->conf_node, "auth"), "auth.authenticator is required");
-        else
-            rc = lg_auth_resolve(c->rt, an, st->conf->auth.authenticator, &st->auth, err);
-    }
+    if (rc == LG_OK && st->conf->auth_present)
+        rc = lg_otlp_auth_resolve(c, &st->conf->auth, &st->auth, err);
     if (rc == LG_OK)
         rc = lg_exporter_helper_create(c, &st->conf->helper, http_send, st, &st->helper, err);
     if (rc != LG_OK) {
