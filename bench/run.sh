@@ -11,16 +11,28 @@
 # Then the decode-only floor (bench/decode_bench), and a profile of where the gateway's
 # time goes (perf when hardware counters work, else valgrind's callgrind on a short run).
 #
+# A scenario whose config has an `otlp` exporter (the exporter path) also gets a backend:
+# `sink --grpc` on the port of the exporter's endpoint, started before the gateway and
+# stopped after it. After the warm-up and again after the measured load the script waits
+# until the sink has every span the load generator was told was accepted (or nothing more
+# arrives for DRAIN_STALL_SECONDS), so the gateway CPU time covers receiving AND exporting
+# the measured spans; the spans that reach the sink, against those accepted, show any loss.
+# Such a config may use ${env:LLMGATE_BENCH_QUEUE_DIR}, a fresh directory per run for a
+# persistent queue.
+#
 # Writes the generated section of docs/BENCHMARKS.md (between <!-- bench:start --> and
 # <!-- bench:end -->; the hand-written text around it is kept) and prints the same tables.
-# Owns: the gateways it starts (stopped on exit, by PID) and a temporary directory.
+# Owns: the gateways and sinks it starts (stopped on exit, by PID) and a temporary directory.
 #
 # Environment (all optional):
 #   BENCH_SECONDS=20        measured seconds per run
 #   BENCH_REPEAT=3          runs per scenario (median reported)
 #   BENCH_WARMUP=3          seconds of load before measuring
 #   BENCH_CONCURRENCY=4     loadgen threads (one connection each)
-#   BENCH_SCENARIOS="grpc_batch_debug grpc_llm_cost_debug http_batch_debug"   bench/<name>.yaml to run
+#   BENCH_SCENARIOS="grpc_batch_debug grpc_llm_cost_debug http_batch_debug grpc_otlp_memq
+#                    grpc_otlp_persistq_nofsync grpc_otlp_persistq_fsync"   bench/<name>.yaml to run
+#   BENCH_QUEUE_DIR=<temporary directory>  where persistent queues live (the filesystem
+#                           decides what fsync costs: a tmpfs makes it free)
 #   BENCH_DECODE_SECONDS=5  CPU seconds per decode_bench case
 #   BENCH_PROFILE=auto      auto | perf | callgrind | none
 #   BENCH_PROFILE_REQUESTS=300  requests sent to the gateway under callgrind
@@ -39,7 +51,7 @@ BENCH_SECONDS=${BENCH_SECONDS:-20}
 BENCH_REPEAT=${BENCH_REPEAT:-3}
 BENCH_WARMUP=${BENCH_WARMUP:-3}
 BENCH_CONCURRENCY=${BENCH_CONCURRENCY:-4}
-BENCH_SCENARIOS=${BENCH_SCENARIOS:-"grpc_batch_debug grpc_llm_cost_debug http_batch_debug"}
+BENCH_SCENARIOS=${BENCH_SCENARIOS:-"grpc_batch_debug grpc_llm_cost_debug http_batch_debug grpc_otlp_memq grpc_otlp_persistq_nofsync grpc_otlp_persistq_fsync"}
 BENCH_DECODE_SECONDS=${BENCH_DECODE_SECONDS:-5}
 BENCH_PROFILE=${BENCH_PROFILE:-auto}
 BENCH_PROFILE_REQUESTS=${BENCH_PROFILE_REQUESTS:-300}
@@ -53,6 +65,11 @@ STOP_TIMEOUT_VALGRIND=180
 # After the load stops, the batch processor still holds up to one timeout (200 ms) of
 # spans; give it this long before reading the gateway's CPU time.
 SETTLE_SECONDS=1
+# Exporter scenarios: wait for the sink to receive every accepted span, giving up when
+# nothing arrives for DRAIN_STALL_SECONDS or after DRAIN_TIMEOUT seconds in all.
+DRAIN_STALL_SECONDS=15 # > one first retry wait (initial_interval 5s, randomised up to 7.5s)
+DRAIN_TIMEOUT=300
+SINK_INTERVAL=0.2 # seconds between the sink's progress lines, which the wait reads
 PROFILE_TOP=10
 PERF_SECONDS=8 # sampling window of the perf profile
 CLK_TCK=$(getconf CLK_TCK)
@@ -60,24 +77,34 @@ CLK_TCK=$(getconf CLK_TCK)
 LLMGATE=$BUILD/llmgate
 LOADGEN=$BUILD/loadgen
 DECODE_BENCH=$BUILD/decode_bench
+SINK=$BUILD/sink
 
 die() {
     echo "bench: $*" >&2
     exit 1
 }
 
-for bin in "$LLMGATE" "$LOADGEN" "$DECODE_BENCH"; do
+for bin in "$LLMGATE" "$LOADGEN" "$DECODE_BENCH" "$SINK"; do
     [[ -x $bin ]] || die "missing $bin: build first (cmake --build $BUILD_ARG)"
 done
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/llmgate-bench.XXXXXX")
+BENCH_QUEUE_DIR=${BENCH_QUEUE_DIR:-$WORK}
 GW_PID=""
+SINK_PID=""
+SINK_LOG=""
+SINK_RESULT=""
+QUEUE_DIR=""
 
 cleanup() {
-    if [[ -n $GW_PID ]] && kill -0 "$GW_PID" 2>/dev/null; then
-        kill -KILL "$GW_PID" 2>/dev/null || true
-        wait "$GW_PID" 2>/dev/null || true
-    fi
+    local pid
+    for pid in "$GW_PID" "$SINK_PID"; do
+        if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
+            kill -KILL "$pid" 2>/dev/null || true
+            wait "$pid" 2>/dev/null || true
+        fi
+    done
+    if [[ -n ${QUEUE_DIR:-} ]]; then rm -rf "$QUEUE_DIR"; fi
     if [[ -n ${BENCH_KEEP:-} ]]; then echo "bench: kept $WORK" >&2; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
@@ -88,6 +115,18 @@ trap 'exit 130' INT TERM
 # The listening port of a scenario's receiver, read from its config.
 scenario_port() {
     grep -Eo -m1 'endpoint: *[0-9.]+:[0-9]+' "$1" | sed 's/.*://'
+}
+
+# The sink port of an exporter scenario: the port of the endpoint of an `otlp` (gRPC)
+# exporter (`otlp:` or `otlp/<name>:` directly under top-level `exporters:`); empty when
+# the scenario has none and needs no backend.
+scenario_sink_port() {
+    awk '
+        /^[^ #]/ { in_exp = ($0 ~ /^exporters:/); in_otlp = 0; next }
+        in_exp && /^  [^ #]/ { in_otlp = ($0 ~ /^  otlp(\/[^:]*)?:/); next }
+        in_exp && in_otlp && /^ +endpoint: *[^ ]+/ {
+            ep = $0; sub(/^ +endpoint: */, "", ep); sub(/ .*/, "", ep); sub(/\/$/, "", ep);
+            n = split(ep, part, ":"); print part[n]; exit }' "$1"
 }
 
 scenario_protocol() {
@@ -128,6 +167,82 @@ start_gateway() {
         ((waited++ < timeout * 10)) || die "llmgate did not listen on $port within ${timeout}s"
         sleep 0.1
     done
+}
+
+# start_backend CONFIG LOG: when CONFIG exports over OTLP, starts the sink on its port
+# (sets SINK_PID and SINK_LOG) and waits until it listens; otherwise does nothing. Also
+# makes a fresh, empty QUEUE_DIR for a persistent queue, exported as LLMGATE_BENCH_QUEUE_DIR.
+start_backend() {
+    local config=$1 log=$2 port waited=0
+    QUEUE_DIR=$(mktemp -d "$BENCH_QUEUE_DIR/queue.XXXXXX")
+    export LLMGATE_BENCH_QUEUE_DIR=$QUEUE_DIR
+    port=$(scenario_sink_port "$config")
+    [[ -n $port ]] || return 0
+    port_open "$port" && die "sink port $port is already in use: stop whatever listens there"
+    SINK_LOG=$log
+    "$SINK" --grpc "127.0.0.1:$port" --interval "$SINK_INTERVAL" >"$log" 2>&1 &
+    SINK_PID=$!
+    until port_open "$port"; do
+        if ! kill -0 "$SINK_PID" 2>/dev/null; then
+            cat "$log" >&2
+            die "sink exited during start-up on port $port"
+        fi
+        ((waited++ < READY_TIMEOUT * 10)) || die "sink did not listen on $port within ${READY_TIMEOUT}s"
+        sleep 0.1
+    done
+}
+
+# Spans the sink has received so far (its latest progress line), 0 before the first.
+sink_spans() {
+    local line
+    line=$(grep -E '^sink: requests=' "$SINK_LOG" | tail -n1 || true)
+    [[ -n $line ]] && field spans "$line" || echo 0
+}
+
+# wait_drained EXPECTED: waits until the sink has EXPECTED spans, or nothing new arrived
+# for DRAIN_STALL_SECONDS, or DRAIN_TIMEOUT passed. Prints the seconds waited.
+wait_drained() {
+    local expected=$1 start now got last=-1 last_change
+    start=$(date +%s.%N)
+    last_change=$start
+    while :; do
+        got=$(sink_spans)
+        now=$(date +%s.%N)
+        ((got >= expected)) && break
+        if ((got != last)); then
+            last=$got
+            last_change=$now
+        fi
+        if awk -v n="$now" -v s="$start" -v c="$last_change" -v stall="$DRAIN_STALL_SECONDS" \
+            -v lim="$DRAIN_TIMEOUT" 'BEGIN { exit !(n - c >= stall || n - s >= lim) }'; then
+            echo "bench: the sink has $got of $expected accepted spans; not waiting longer" >&2
+            break
+        fi
+        sleep "$SINK_INTERVAL"
+    done
+    awk -v n="$now" -v s="$start" 'BEGIN { printf "%.1f\n", n - s }'
+}
+
+# stop_backend: stops the sink (SIGTERM; it prints its RESULT line) and removes QUEUE_DIR.
+# Sets SINK_RESULT to the sink's RESULT line (empty without a sink).
+stop_backend() {
+    SINK_RESULT=""
+    if [[ -n $SINK_PID ]]; then
+        local waited=0
+        kill -TERM "$SINK_PID" 2>/dev/null || true
+        while kill -0 "$SINK_PID" 2>/dev/null && ((waited++ < STOP_TIMEOUT * 10)); do
+            sleep 0.1
+        done
+        if kill -0 "$SINK_PID" 2>/dev/null; then
+            echo "bench: sink did not stop within ${STOP_TIMEOUT}s; killing it" >&2
+            kill -KILL "$SINK_PID" 2>/dev/null || true
+        fi
+        wait "$SINK_PID" 2>/dev/null || true
+        SINK_PID=""
+        SINK_RESULT=$(grep '^RESULT' "$SINK_LOG" || true)
+    fi
+    if [[ -n ${QUEUE_DIR:-} ]]; then rm -rf "$QUEUE_DIR"; fi
+    QUEUE_DIR=""
 }
 
 # stop_gateway [TIMEOUT]: SIGTERM (graceful stop), then SIGKILL after TIMEOUT seconds.
@@ -171,26 +286,47 @@ fmt_int() {
 
 # run_once SCENARIO INDEX -> appends a line to $WORK/<scenario>.runs:
 #   spans spans_per_sec gw_cpu_s spans_per_gw_cpu_s cpu_util rss_mib p50 p99 errors seconds
+# and, for an exporter scenario, to $WORK/<scenario>.sink:
+#   spans_accepted_incl_warmup spans_at_sink drain_s sink_bad_requests
 run_once() {
     local scenario=$1 i=$2
     local config=$ROOT/bench/$scenario.yaml
     local proto port
     proto=$(scenario_protocol "$config")
     port=$(scenario_port "$config")
+    start_backend "$config" "$WORK/$scenario.$i.sink.log"
     start_gateway "$config" "$WORK/$scenario.$i.log"
-    "$LOADGEN" --protocol "$proto" --endpoint "127.0.0.1:$port" --duration "$BENCH_WARMUP" \
-        --concurrency "$BENCH_CONCURRENCY" --seed 99 --quiet >/dev/null ||
+    local warm warm_spans
+    warm=$("$LOADGEN" --protocol "$proto" --endpoint "127.0.0.1:$port" --duration "$BENCH_WARMUP" \
+        --concurrency "$BENCH_CONCURRENCY" --seed 99 --quiet | grep '^RESULT') ||
         echo "bench: warm-up of $scenario saw errors" >&2
-    local t0 t1 rss result
+    warm_spans=$(field spans "$warm")
+    # The backlog of the warm-up must not be exported on the measured run's CPU time.
+    if [[ -n $SINK_PID ]]; then wait_drained "${warm_spans:-0}" >/dev/null; fi
+    local t0 t1 rss result drain=""
     t0=$(cpu_ticks "$GW_PID")
     result=$("$LOADGEN" --protocol "$proto" --endpoint "127.0.0.1:$port" \
         --duration "$BENCH_SECONDS" --concurrency "$BENCH_CONCURRENCY" --seed "$i" --quiet |
         grep '^RESULT') || true
-    sleep "$SETTLE_SECONDS"
+    # With a sink, waiting for it replaces the fixed settling time (the batch processor's
+    # flush is one of the things waited for).
+    if [[ -n $SINK_PID && -n $result ]]; then
+        drain=$(wait_drained "$((${warm_spans:-0} + $(field spans "$result")))")
+    else
+        sleep "$SETTLE_SECONDS"
+    fi
     t1=$(cpu_ticks "$GW_PID")
     rss=$(peak_rss_kib "$GW_PID")
     stop_gateway
+    stop_backend
     [[ -n $result ]] || die "loadgen produced no RESULT for $scenario (see $WORK/$scenario.$i.log)"
+    local sink_result=$SINK_RESULT accepted=$((${warm_spans:-0} + $(field spans "$result")))
+    if [[ -n $drain ]]; then
+        [[ -n $sink_result ]] || die "the sink printed no RESULT for $scenario (see $WORK/$scenario.$i.sink.log)"
+        echo "$accepted $(field spans "$sink_result") $drain $(field bad "$sink_result")" \
+            >>"$WORK/$scenario.sink"
+        echo "bench: $scenario run $i: the sink received $(field spans "$sink_result") of $accepted accepted spans (warm-up included); all there ${drain} s after the load ended" >&2
+    fi
     local spans sps secs p50 p99 errors
     spans=$(field spans "$result")
     sps=$(field spans_per_sec "$result")
@@ -253,6 +389,7 @@ profile_perf() {
     local config=$ROOT/bench/$scenario.yaml proto port data=$WORK/perf.$event.data
     proto=$(scenario_protocol "$config")
     port=$(scenario_port "$config")
+    start_backend "$config" "$WORK/profile.perf.sink.log"
     start_gateway "$config" "$WORK/profile.perf.log"
     "$LOADGEN" --protocol "$proto" --endpoint "127.0.0.1:$port" --duration "$BENCH_WARMUP" \
         --concurrency "$BENCH_CONCURRENCY" --quiet >/dev/null || true
@@ -265,6 +402,7 @@ profile_perf() {
         >/dev/null 2>"$WORK/perf.err" || true
     wait "$lg" || true
     stop_gateway
+    stop_backend
     echo "\`perf record -e $event${g:+ ${g[*]}} -p <gateway pid> -- sleep $PERF_SECONDS\` while loadgen"
     echo "drove $scenario (concurrency $BENCH_CONCURRENCY). Shares of the gateway's sampled CPU time,"
     echo "user and kernel."
@@ -312,6 +450,7 @@ profile_callgrind() {
     local config=$ROOT/bench/$scenario.yaml proto port out=$WORK/callgrind.out
     proto=$(scenario_protocol "$config")
     port=$(scenario_port "$config")
+    start_backend "$config" "$WORK/profile.callgrind.sink.log"
     start_gateway "$config" "$WORK/profile.callgrind.log" \
         valgrind --tool=callgrind --callgrind-out-file="$out" --quiet
     # Start-up (dynamic linking, config, gRPC init) stays in: zeroing the counters with
@@ -321,6 +460,7 @@ profile_callgrind() {
         >"$WORK/profile.loadgen" || true
     sleep "$SETTLE_SECONDS"
     stop_gateway "$STOP_TIMEOUT_VALGRIND"
+    stop_backend
     if [[ ! -s $out ]]; then
         echo "callgrind produced no output."
         return 0
@@ -439,6 +579,7 @@ build_type=$(awk -F= '/^CMAKE_BUILD_TYPE:/ {print $2}' "$BUILD/CMakeCache.txt" 2
 for scenario in $BENCH_SCENARIOS; do
     [[ -f $ROOT/bench/$scenario.yaml ]] || die "no scenario config bench/$scenario.yaml"
     : >"$WORK/$scenario.runs"
+    rm -f "$WORK/$scenario.sink"
     for ((i = 1; i <= BENCH_REPEAT; i++)); do
         run_once "$scenario" "$i"
     done
@@ -462,6 +603,24 @@ echo "bench: profile with $profiler" >&2
 run_profile "$profiler"
 
 # ---- the report ----
+
+# The sending queue of an exporter scenario, in words, from its config.
+scenario_queue() {
+    local config=$ROOT/bench/$1.yaml fsync
+    if grep -Eq '^ +storage: *file_storage' "$config"; then
+        fsync=$(grep -Eo -m1 '^ +fsync: *(true|false)' "$config" | sed 's/.*: *//')
+        echo "persistent (file_storage, fsync: ${fsync:-false})"
+    else
+        echo "memory"
+    fi
+}
+
+scenario_compression() {
+    local c
+    c=$(awk '/^exporters:/ {e = 1; next} /^[^ #]/ {e = 0} e && /^ +compression:/ {print $2; exit}' \
+        "$ROOT/bench/$1.yaml")
+    echo "${c:-gzip}"
+}
 
 TARGET=300000
 cpu_model=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
@@ -496,6 +655,39 @@ report=$WORK/report.md
         echo "| $scenario | $(fmt_int "$(col_median "$scenario" 2)") | $(col_median "$scenario" 3) | **$(fmt_int "$(col_median "$scenario" 4)")** | $(col_median "$scenario" 5) | $(col_median "$scenario" 6) | $(col_median "$scenario" 7) / $(col_median "$scenario" 8) | $(awk '{s += $9} END {print s + 0}' "$WORK/$scenario.runs") |"
     done
     echo
+    exporter_scenarios=""
+    for scenario in $BENCH_SCENARIOS; do
+        [[ -s $WORK/$scenario.sink ]] && exporter_scenarios="$exporter_scenarios $scenario"
+    done
+    if [[ -n $exporter_scenarios ]]; then
+        echo "Exporter path: every span must reach the backend, \`sink --grpc\` on the same machine"
+        echo "(it decodes and counts each request). For these scenarios the measurement ends only"
+        echo "when the sink has every accepted span (or nothing arrived for ${DRAIN_STALL_SECONDS} s), so the"
+        echo "gateway CPU-s above cover receiving, queueing, encoding, compressing and sending."
+        echo "Counts are summed over all runs, warm-up included; \"missing\" = accepted by the gateway"
+        echo "but not at the sink when the gateway had stopped (a persistent queue would send those"
+        echo "after a restart; a memory queue has lost them). Persistent queues on"
+        echo "$(findmnt -n -o FSTYPE -T "$BENCH_QUEUE_DIR" 2>/dev/null || echo '?') ($(df -P "$BENCH_QUEUE_DIR" 2>/dev/null | awk 'NR == 2 {print $1}'))."
+        echo
+        echo "| scenario | sending queue | compression | spans accepted | spans at the sink | missing | s from the end of the load until all arrived (median) | bad requests at the sink |"
+        echo "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |"
+        for scenario in $exporter_scenarios; do
+            awk -v sc="$scenario" -v q="$(scenario_queue "$scenario")" \
+                -v comp="$(scenario_compression "$scenario")" \
+                -v drain="$(awk '{print $3}' "$WORK/$scenario.sink" | median)" '
+                { acc += $1; got += $2; bad += $4 }
+                END {
+                    miss = acc - got;
+                    m = miss >= 0 ? sprintf("%.0f", miss) : sprintf("0 (%.0f duplicates)", -miss);
+                    printf "| %s | %s | %s | %.0f | %.0f | %s | %s | %.0f |\n",
+                           sc, q, comp, acc, got, m, drain, bad }' "$WORK/$scenario.sink" |
+                awk -F ' [|] ' -v OFS=' | ' '{ for (f = 4; f <= 5; f++) $f = fmt($f); print }
+                    function fmt(n, out) { out = "";
+                        while (length(n) > 3) { out = "," substr(n, length(n) - 2) out; n = substr(n, 1, length(n) - 3) }
+                        return n out }'
+        done
+        echo
+    fi
     echo "Decode-only floor (one thread, \`decode_bench --seconds $BENCH_DECODE_SECONDS\`; the gateway can never beat the first line):"
     echo
     echo "| case | spans per CPU-second | µs per 512-span request |"
@@ -520,6 +712,15 @@ report=$WORK/report.md
         awk -v sc="$scenario" '{ printf "| %s | %d | %s | %s | %s | %s | %s | %s | %s / %s | %s |\n",
             sc, NR, $1, $2, $3, $4, $5, $6, $7, $8, $9 }' "$WORK/$scenario.runs"
     done
+    if [[ -n $exporter_scenarios ]]; then
+        echo
+        echo "| scenario | run | spans accepted (warm-up included) | spans at the sink | s from the end of the load until all arrived | bad requests at the sink |"
+        echo "| --- | ---: | ---: | ---: | ---: | ---: |"
+        for scenario in $exporter_scenarios; do
+            awk -v sc="$scenario" '{ printf "| %s | %d | %s | %s | %s | %s |\n", sc, NR, $1, $2, $3, $4 }' \
+                "$WORK/$scenario.sink"
+        done
+    fi
     echo
     echo "</details>"
     echo
