@@ -2,7 +2,8 @@
  *
  * Owns: the listening socket (bound here, without SO_REUSEPORT, so a busy port is an
  * error instead of a silently shared port), the event base and its thread, the evhttp
- * object, the optional OpenSSL SSL_CTX, and a small table of the live connections.
+ * object, the optional OpenSSL SSL_CTX (replaced when its files change, if a reload
+ * interval is set), and a small table of the live connections.
  *
  * Why the connection table: libevent 2.1 has no way to ask evhttp which connections are
  * in the middle of a request, and graceful stop needs exactly that (close the idle
@@ -29,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -65,11 +67,31 @@ struct conn_rec {
     struct conn_rec *hnext;       /* hash chain by evcon */
 };
 
+/* What identifies one version of a TLS file: a rotation that renames a new file into
+ * place changes the inode, one that rewrites it in place changes size or mtime. */
+struct file_id {
+    bool exists;
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtime;
+};
+
+/* The TLS settings kept for reloads (copies of the caller's strings). */
+struct tls_conf {
+    char *cert_file, *key_file, *client_ca_file, *min_version;
+    int64_t reload_interval_ns; /* 0 = never reload */
+    /* Loop thread only: */
+    int64_t last_check_ns;
+    struct file_id ids[3]; /* cert, key, client CA: the versions last loaded or tried */
+};
+
 struct lg_http_server {
     struct event_base *base;
     struct evhttp *http;
     struct evhttp_bound_socket *bound;
-    SSL_CTX *ssl_ctx;
+    SSL_CTX *ssl_ctx; /* replaced only on the loop thread (or before it starts) */
+    struct tls_conf tls;
     int port;
     lg_http_handler handler;
     void *arg;
@@ -322,14 +344,14 @@ static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outle
     return SSL_TLSEXT_ERR_NOACK;
 }
 
-static int tls_setup(const struct lg_http_server_opts *o, SSL_CTX **out, struct lg_err *err)
+static int tls_setup(const struct tls_conf *o, SSL_CTX **out, struct lg_err *err)
 {
     char detail[256];
     int min_version;
-    int rc = parse_tls_version(o->tls_min_version, &min_version, err);
+    int rc = parse_tls_version(o->min_version, &min_version, err);
     if (rc != LG_OK)
         return rc;
-    if (o->tls_key_file == NULL || o->tls_key_file[0] == '\0')
+    if (o->key_file == NULL || o->key_file[0] == '\0')
         return lg_err_set(err, LG_EINVAL, "tls.key_file: required when tls.cert_file is set");
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
     if (ctx == NULL)
@@ -337,39 +359,39 @@ static int tls_setup(const struct lg_http_server_opts *o, SSL_CTX **out, struct 
     SSL_CTX_set_min_proto_version(ctx, min_version);
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
     SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
-    if (SSL_CTX_use_certificate_chain_file(ctx, o->tls_cert_file) != 1) {
+    if (SSL_CTX_use_certificate_chain_file(ctx, o->cert_file) != 1) {
         openssl_error_text(detail, sizeof detail);
-        rc = lg_err_set(err, LG_EINVAL, "tls.cert_file: cannot load \"%s\": %s", o->tls_cert_file,
+        rc = lg_err_set(err, LG_EINVAL, "tls.cert_file: cannot load \"%s\": %s", o->cert_file,
                         detail);
         goto failed;
     }
-    if (SSL_CTX_use_PrivateKey_file(ctx, o->tls_key_file, SSL_FILETYPE_PEM) != 1) {
+    if (SSL_CTX_use_PrivateKey_file(ctx, o->key_file, SSL_FILETYPE_PEM) != 1) {
         if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH) {
             ERR_clear_error();
             rc = lg_err_set(err, LG_EINVAL,
                             "tls.key_file: \"%s\" does not match tls.cert_file \"%s\"",
-                            o->tls_key_file, o->tls_cert_file);
+                            o->key_file, o->cert_file);
             goto failed;
         }
         openssl_error_text(detail, sizeof detail);
-        rc = lg_err_set(err, LG_EINVAL, "tls.key_file: cannot load \"%s\": %s", o->tls_key_file,
+        rc = lg_err_set(err, LG_EINVAL, "tls.key_file: cannot load \"%s\": %s", o->key_file,
                         detail);
         goto failed;
     }
     if (SSL_CTX_check_private_key(ctx) != 1) {
         ERR_clear_error();
         rc = lg_err_set(err, LG_EINVAL, "tls.key_file: \"%s\" does not match tls.cert_file \"%s\"",
-                        o->tls_key_file, o->tls_cert_file);
+                        o->key_file, o->cert_file);
         goto failed;
     }
-    if (o->tls_client_ca_file != NULL && o->tls_client_ca_file[0] != '\0') {
-        STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(o->tls_client_ca_file);
-        if (names == NULL || SSL_CTX_load_verify_locations(ctx, o->tls_client_ca_file, NULL) != 1) {
+    if (o->client_ca_file != NULL && o->client_ca_file[0] != '\0') {
+        STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(o->client_ca_file);
+        if (names == NULL || SSL_CTX_load_verify_locations(ctx, o->client_ca_file, NULL) != 1) {
             if (names != NULL)
                 sk_X509_NAME_pop_free(names, X509_NAME_free);
             openssl_error_text(detail, sizeof detail);
             rc = lg_err_set(err, LG_EINVAL, "tls.client_ca_file: cannot load \"%s\": %s",
-                            o->tls_client_ca_file, detail);
+                            o->client_ca_file, detail);
             goto failed;
         }
         SSL_CTX_set_client_CA_list(ctx, names);
@@ -380,6 +402,82 @@ static int tls_setup(const struct lg_http_server_opts *o, SSL_CTX **out, struct 
 failed:
     SSL_CTX_free(ctx);
     return rc;
+}
+
+static void file_id_get(const char *path, struct file_id *id)
+{
+    struct stat st;
+    memset(id, 0, sizeof *id);
+    if (path == NULL || path[0] == '\0' || stat(path, &st) != 0)
+        return;
+    id->exists = true;
+    id->dev = st.st_dev;
+    id->ino = st.st_ino;
+    id->size = st.st_size;
+    id->mtime = st.st_mtim;
+}
+
+static bool file_id_equal(const struct file_id *a, const struct file_id *b)
+{
+    return a->exists == b->exists && a->dev == b->dev && a->ino == b->ino &&
+           a->size == b->size && a->mtime.tv_sec == b->mtime.tv_sec &&
+           a->mtime.tv_nsec == b->mtime.tv_nsec;
+}
+
+static void tls_files_id(const struct tls_conf *t, struct file_id ids[3])
+{
+    file_id_get(t->cert_file, &ids[0]);
+    file_id_get(t->key_file, &ids[1]);
+    file_id_get(t->client_ca_file, &ids[2]);
+}
+
+/* Called for each new connection (loop thread): when the interval has passed and a file
+ * changed, load the files into a new context and use it from this connection on.
+ * Connections already open keep the old context through their SSL's own reference.
+ * The versions tried are remembered even when loading fails, so a bad file is reported
+ * once, and the next change (say the key that completes a rotation) is tried again. */
+static void tls_maybe_reload(struct lg_http_server *s)
+{
+    struct tls_conf *t = &s->tls;
+    int64_t now = lg_now_mono_ns();
+    if (now - t->last_check_ns < t->reload_interval_ns)
+        return;
+    t->last_check_ns = now;
+    struct file_id ids[3];
+    tls_files_id(t, ids);
+    bool changed = false;
+    for (size_t i = 0; i < LG_ARRAY_LEN(ids); i++)
+        changed = changed || !file_id_equal(&ids[i], &t->ids[i]);
+    if (!changed)
+        return;
+    memcpy(t->ids, ids, sizeof ids);
+    SSL_CTX *ctx = NULL;
+    struct lg_err err = {{0}};
+    if (tls_setup(t, &ctx, &err) != LG_OK) {
+        lg_warn("httpd", "TLS certificate reload failed, keeping the current one: %s", err.msg);
+        return;
+    }
+    SSL_CTX_free(s->ssl_ctx);
+    s->ssl_ctx = ctx;
+    lg_info("httpd", "TLS certificate reloaded from %s", t->cert_file);
+}
+
+static void tls_conf_free(struct tls_conf *t)
+{
+    free(t->cert_file);
+    free(t->key_file);
+    free(t->client_ca_file);
+    free(t->min_version);
+}
+
+/* Copies a possibly NULL string; false when out of memory. */
+static bool dup_opt(const char *src, char **dst)
+{
+    *dst = NULL;
+    if (src == NULL)
+        return true;
+    *dst = strdup(src);
+    return *dst != NULL;
 }
 
 /* ---- connection records ---- */
@@ -513,6 +611,8 @@ static struct bufferevent *make_bev(struct event_base *base, void *arg)
     struct lg_http_server *s = arg;
     struct bufferevent *bev;
     if (s->ssl_ctx != NULL) {
+        if (s->tls.reload_interval_ns > 0)
+            tls_maybe_reload(s);
         SSL *ssl = SSL_new(s->ssl_ctx);
         if (ssl == NULL)
             return NULL;
@@ -682,7 +782,20 @@ int lg_http_server_start(const struct lg_http_server_opts *opts, lg_http_handler
     int rc;
 
     if (opts->tls_cert_file != NULL && opts->tls_cert_file[0] != '\0') {
-        rc = tls_setup(opts, &s->ssl_ctx, err);
+        struct tls_conf *t = &s->tls;
+        if (!dup_opt(opts->tls_cert_file, &t->cert_file) ||
+            !dup_opt(opts->tls_key_file, &t->key_file) ||
+            !dup_opt(opts->tls_client_ca_file, &t->client_ca_file) ||
+            !dup_opt(opts->tls_min_version, &t->min_version)) {
+            rc = lg_err_set(err, LG_ENOMEM, "out of memory");
+            goto failed;
+        }
+        t->reload_interval_ns = opts->tls_reload_interval_ns > 0 ? opts->tls_reload_interval_ns : 0;
+        /* Identify the files before reading them: a change racing with this start is
+         * then seen (and loaded) by the first reload check. */
+        tls_files_id(t, t->ids);
+        t->last_check_ns = lg_now_mono_ns();
+        rc = tls_setup(t, &s->ssl_ctx, err);
         if (rc != LG_OK)
             goto failed;
     }
@@ -764,6 +877,7 @@ void lg_http_server_free(struct lg_http_server *s)
         event_base_free(s->base);
     if (s->ssl_ctx != NULL)
         SSL_CTX_free(s->ssl_ctx);
+    tls_conf_free(&s->tls);
     free(s);
 }
 

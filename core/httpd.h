@@ -27,9 +27,15 @@ struct lg_http_server_opts {
     const char *tls_key_file;
     const char *tls_client_ca_file;
     const char *tls_min_version; /* "1.2" (default) or "1.3" */
+    /* > 0: on a new connection, at most once per interval, the three TLS files are
+     * stat()ed and, if any changed (inode, size or mtime), loaded into a new context that
+     * later connections use. A failed load logs one warning and keeps the current
+     * certificate. 0 = read once at start. */
+    int64_t tls_reload_interval_ns;
 };
 
-/** Binds and starts the loop thread. A busy port is an error naming the endpoint. */
+/** Binds and starts the loop thread. A busy port is an error naming the endpoint.
+ *  The server copies what it keeps from `opts`; the caller may free it afterwards. */
 int lg_http_server_start(const struct lg_http_server_opts *opts, lg_http_handler handler,
                          void *arg, struct lg_http_server **out, struct lg_err *err);
 /** Stops accepting, closes idle keep-alive connections, lets in-flight requests finish

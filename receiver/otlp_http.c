@@ -852,9 +852,7 @@ int otlp_http_start(struct otlp_receiver *r, struct lg_err *err)
         opts.tls_key_file = conf->tls.key_file;
         opts.tls_client_ca_file = conf->tls.client_ca_file;
         opts.tls_min_version = conf->tls.min_version;
-        if (conf->tls.reload_interval_ns > 0)
-            lg_warn(r->c->id, "protocols.http.tls.reload_interval: not supported by the OTLP/HTTP "
-                              "transport yet; its certificate is read once at start");
+        opts.tls_reload_interval_ns = conf->tls.reload_interval_ns;
     }
     int rc = lg_http_server_start(&opts, on_request, h, &h->srv, err);
     if (rc != LG_OK) {

@@ -1,8 +1,9 @@
 /* tests/unit/test_httpd.c — core/httpd: binding (port 0, busy ports, endpoint syntax),
  * serving over plain HTTP and TLS (with and without client certificates), the wire body
  * limit, and graceful stop (in-flight requests finish, idle and stuck ones do not hold it
- * up). Clients are libcurl or raw sockets on 127.0.0.1; certificates are generated at test
- * time with the OpenSSL API into a temporary directory. */
+ * up), and certificate reload (a rotated certificate is served to new connections, a bad one
+ * is not). Clients are libcurl, raw sockets or an OpenSSL client on 127.0.0.1; certificates
+ * are generated at test time with the OpenSSL API into a temporary directory. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -20,13 +21,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
 #include <event2/buffer.h>
 #include <event2/http.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
@@ -569,8 +573,9 @@ static X509 *make_cert(EVP_PKEY *key, const char *cn, X509 *issuer, EVP_PKEY *is
     return x;
 }
 
-/* A throw-away CA, a server certificate for 127.0.0.1/localhost and a client certificate. */
-static void make_pki(struct pki *p)
+/* A throw-away CA, a server certificate for 127.0.0.1/localhost (subject CN `server_cn`)
+ * and a client certificate. */
+static void make_pki_cn(struct pki *p, const char *server_cn)
 {
     snprintf(p->dir, sizeof p->dir, "/tmp/lg-httpd-test-XXXXXX");
     assert_non_null(mkdtemp(p->dir));
@@ -585,7 +590,7 @@ static void make_pki(struct pki *p)
     EVP_PKEY *cli_key = EVP_EC_gen("P-256");
     assert_non_null(ca_key);
     X509 *ca = make_cert(ca_key, "llmgate test CA", NULL, NULL, 1, true, NULL);
-    X509 *srv = make_cert(srv_key, "localhost", ca, ca_key, 2, false, "DNS:localhost,IP:127.0.0.1");
+    X509 *srv = make_cert(srv_key, server_cn, ca, ca_key, 2, false, "DNS:localhost,IP:127.0.0.1");
     X509 *cli = make_cert(cli_key, "test client", ca, ca_key, 3, false, NULL);
     write_pem(p->ca, ca, NULL);
     write_pem(p->server_cert, srv, NULL);
@@ -598,6 +603,11 @@ static void make_pki(struct pki *p)
     EVP_PKEY_free(ca_key);
     EVP_PKEY_free(srv_key);
     EVP_PKEY_free(cli_key);
+}
+
+static void make_pki(struct pki *p)
+{
+    make_pki_cn(p, "localhost");
 }
 
 static void remove_pki(struct pki *p)
@@ -741,6 +751,162 @@ static void test_tls_config_errors_name_the_setting(void **state)
     remove_pki(&p);
 }
 
+/* ---- certificate reload ---- */
+
+/* Replaces `to` with a copy of `from` the way rotation tools do: write aside, rename over. */
+static void install_file(const char *from, const char *to)
+{
+    char tmp[160];
+    snprintf(tmp, sizeof tmp, "%s.tmp", to);
+    FILE *in = fopen(from, "rb");
+    FILE *out = fopen(tmp, "wb");
+    assert_non_null(in);
+    assert_non_null(out);
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, in)) > 0)
+        assert_int_equal(fwrite(buf, 1, n, out), n);
+    fclose(in);
+    assert_int_equal(fclose(out), 0);
+    assert_int_equal(rename(tmp, to), 0);
+}
+
+/* Handshakes with the server (no verification: the test only asks which certificate it
+ * serves) and returns the subject CN of the leaf, or "" when the handshake failed. */
+static void served_cn(int port, char *cn, size_t cap)
+{
+    cn[0] = '\0';
+    int fd = connect_port(port);
+    assert_true(fd >= 0);
+    struct timeval tv = {.tv_sec = 20};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    assert_non_null(ctx);
+    SSL *ssl = SSL_new(ctx);
+    assert_non_null(ssl);
+    SSL_set_fd(ssl, fd);
+    if (SSL_connect(ssl) == 1) {
+        X509 *peer = SSL_get1_peer_certificate(ssl);
+        if (peer != NULL) {
+            X509_NAME_get_text_by_NID(X509_get_subject_name(peer), NID_commonName, cn, (int)cap);
+            X509_free(peer);
+        }
+        SSL_shutdown(ssl);
+    }
+    SSL_free(ssl);
+    SSL_CTX_free(ctx);
+    ERR_clear_error();
+    close(fd);
+}
+
+/* Connects until the served certificate's CN is `want`, for at most ~10 s. */
+static void wait_for_served_cn(int port, const char *want)
+{
+    char cn[128] = "";
+    for (int i = 0; i < 1000; i++) {
+        served_cn(port, cn, sizeof cn);
+        if (strcmp(cn, want) == 0)
+            return;
+        poll(NULL, 0, 10);
+    }
+    fail_msg("server still serves \"%s\", want \"%s\"", cn, want);
+}
+
+struct live_files {
+    char cert[160], key[160];
+};
+
+static struct lg_http_server *start_reloading(struct echo_state *st, const struct pki *first,
+                                              struct live_files *live, int64_t interval_ns)
+{
+    snprintf(live->cert, sizeof live->cert, "%s/live.pem", first->dir);
+    snprintf(live->key, sizeof live->key, "%s/live.key", first->dir);
+    install_file(first->server_cert, live->cert);
+    install_file(first->server_key, live->key);
+    memset(st, 0, sizeof *st);
+    pthread_mutex_init(&st->mu, NULL);
+    struct lg_http_server_opts o = {
+        .endpoint = "127.0.0.1:0",
+        .tls_cert_file = live->cert,
+        .tls_key_file = live->key,
+        .tls_reload_interval_ns = interval_ns,
+    };
+    struct lg_http_server *s = NULL;
+    struct lg_err err = {{0}};
+    if (lg_http_server_start(&o, echo_handler, st, &s, &err) != LG_OK)
+        fail_msg("start TLS: %s", err.msg);
+    return s;
+}
+
+static void test_tls_reload_serves_a_rotated_certificate(void **state)
+{
+    struct pki a, b;
+    make_pki_cn(&a, "server A");
+    make_pki_cn(&b, "server B");
+    struct echo_state st;
+    struct live_files live;
+    struct lg_http_server *s = start_reloading(&st, &a, &live, 10LL * 1000000LL);
+    int port = lg_http_server_port(s);
+    char cn[128];
+    served_cn(port, cn, sizeof cn);
+    assert_string_equal(cn, "server A");
+
+    /* Rotate to B: new connections get B, and B's chain verifies end to end. */
+    install_file(b.server_cert, live.cert);
+    install_file(b.server_key, live.key);
+    wait_for_served_cn(port, "server B");
+    char url[128];
+    snprintf(url, sizeof url, "https://127.0.0.1:%d/after", port);
+    struct resp r;
+    struct tls_client tc = {.ca_file = b.ca};
+    http_request(url, NULL, NULL, 0, &tc, &r);
+    assert_int_equal(r.rc, CURLE_OK);
+    assert_int_equal(r.status, 200);
+
+    /* A half-done rotation (A's certificate with B's key) fails to load: the server keeps
+     * serving B. Each connection comes more than an interval after the previous check,
+     * so both run the check. */
+    install_file(a.server_cert, live.cert);
+    for (int i = 0; i < 2; i++) {
+        poll(NULL, 0, 30);
+        served_cn(port, cn, sizeof cn);
+        assert_string_equal(cn, "server B");
+    }
+    /* Completing it (the matching key arrives) is picked up. */
+    install_file(a.server_key, live.key);
+    wait_for_served_cn(port, "server A");
+
+    lg_http_server_free(s);
+    unlink(live.cert);
+    unlink(live.key);
+    remove_pki(&a);
+    remove_pki(&b);
+}
+
+static void test_tls_without_reload_interval_keeps_the_first_certificate(void **state)
+{
+    struct pki a, b;
+    make_pki_cn(&a, "server A");
+    make_pki_cn(&b, "server B");
+    struct echo_state st;
+    struct live_files live;
+    struct lg_http_server *s = start_reloading(&st, &a, &live, 0);
+    int port = lg_http_server_port(s);
+    install_file(b.server_cert, live.cert);
+    install_file(b.server_key, live.key);
+    char cn[128];
+    for (int i = 0; i < 2; i++) {
+        poll(NULL, 0, 30);
+        served_cn(port, cn, sizeof cn);
+        assert_string_equal(cn, "server A");
+    }
+    lg_http_server_free(s);
+    unlink(live.cert);
+    unlink(live.key);
+    remove_pki(&a);
+    remove_pki(&b);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -760,6 +926,8 @@ int main(void)
         cmocka_unit_test(test_tls_serves_https_and_refuses_plaintext),
         cmocka_unit_test(test_mtls_requires_a_client_certificate),
         cmocka_unit_test(test_tls_config_errors_name_the_setting),
+        cmocka_unit_test(test_tls_reload_serves_a_rotated_certificate),
+        cmocka_unit_test(test_tls_without_reload_interval_keeps_the_first_certificate),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
