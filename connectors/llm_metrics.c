@@ -385,6 +385,31 @@ static int lm_consume(struct lg_component *c, struct lg_batch *b)
     uint64_t now = (uint64_t)lg_now_wall_ns();
     size_t llm = 0;
     bool locked = false;
+    if (b->llm_scanned) {
+        /* llm_cost already found the LLM spans: visit only those */
+        const lg_resource_spans *last_rs = NULL;
+        const char *service = NULL;
+        for (size_t k = 0; k < b->n_llm_spans; k++) {
+            const struct lg_llm_span_ref *ref = &b->llm_spans[k];
+            struct lg_llm_call call;
+            if (lg_llm_read(ref->rs->resource, ref->ss->scope, ref->span, &call) != 1)
+                continue;
+            if (ref->rs != last_rs) {
+                last_rs = ref->rs;
+                service = resource_service(ref->rs->resource);
+            }
+            if (!locked) {
+                pthread_mutex_lock(&st->lock);
+                locked = true;
+            }
+            record_call(st, service, &call, now);
+            llm++;
+        }
+        if (locked)
+            pthread_mutex_unlock(&st->lock);
+        lg_counter_add(st->llm_spans, llm);
+        return LG_OK;
+    }
     for (size_t r = 0; r < req->n_resource_spans; r++) {
         const lg_resource_spans *rs = req->resource_spans[r];
         const char *service = resource_service(rs->resource);

@@ -13,6 +13,7 @@
 #define LG_BATCH_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -39,6 +40,13 @@ int lg_signal_parse(const char *name, size_t len);
 /** The Collector's item noun per signal: "spans", "metric_points", "log_records". */
 const char *lg_signal_item_noun(enum lg_signal s);
 
+/** One span recognised as an LLM call, with the entries it hangs under. */
+struct lg_llm_span_ref {
+    const lg_resource_spans *rs;
+    const lg_scope_spans *ss;
+    const lg_span *span;
+};
+
 struct lg_batch {
     _Atomic int refs;
     enum lg_signal signal;
@@ -53,6 +61,12 @@ struct lg_batch {
     struct lg_batch **deps;  /* batches whose memory req points into (each holds a ref) */
     size_t ndeps;
     int64_t received_mono_ns;
+    /* LLM recognition, done once: a component that classified every span of req (llm_cost
+     * does, on the batch it creates) sets llm_scanned and lists the LLM spans here (arena
+     * memory, pointing into req), so later components (llm_metrics) visit only those. */
+    bool llm_scanned;
+    const struct lg_llm_span_ref *llm_spans;
+    size_t n_llm_spans;
 };
 
 /** A new batch with its own arena and an empty request of the signal's type. NULL on OOM. */

@@ -222,13 +222,14 @@ struct span_plan {
     size_t n;
 };
 
-static void plan_span(struct llm_cost_state *st, const lg_resource *res, const lg_scope *scope, const lg_span *span,
+/* Returns whether the span is an LLM call; pl says what to write on it (maybe nothing). */
+static bool plan_span(struct llm_cost_state *st, const lg_resource *res, const lg_scope *scope, const lg_span *span,
                       struct span_plan *pl)
 {
     pl->n = 0;
     struct lg_llm_call call;
     if (!lg_llm_read_ex(res, scope, span, st->read_flags, &call))
-        return;
+        return false;
     const struct llm_cost_conf *cf = st->conf;
     if (cf->write.normalized_tokens) {
         if (!(call.token_sources & LG_LLM_SRC_GENAI_INPUT) && call.input_tokens >= 0)
@@ -237,18 +238,18 @@ static void plan_span(struct llm_cost_state *st, const lg_resource *res, const l
             pl->set[pl->n++] = (struct lg_attr_set){.key = "gen_ai.usage.output_tokens", .kind = LG_ATTR_INT, .i = call.output_tokens};
     }
     if (call.has_cost && cf->keep_existing_cost)
-        return;
+        return true;
     struct lg_price_result r;
     int rc = lg_pricer_price(st->pricer, &call, &r);
     if (rc == LG_EINVAL) {
         lg_counter_add(st->no_usage, 1);
-        return;
+        return true;
     }
     if (rc == 0) {
         count_unknown(st, call.model);
         if (cf->unknown_model.attribute)
             pl->set[pl->n++] = (struct lg_attr_set){.key = "llm.cost.unknown_model", .kind = LG_ATTR_BOOL, .b = true};
-        return;
+        return true;
     }
     lg_counter_add(st->priced, 1);
     if (cf->write.gen_ai_usage_cost)
@@ -260,6 +261,7 @@ static void plan_span(struct llm_cost_state *st, const lg_resource *res, const l
     }
     if (r.fine_tune_base)
         pl->set[pl->n++] = (struct lg_attr_set){.key = "llm.cost.fine_tune_base_price", .kind = LG_ATTR_BOOL, .b = true};
+    return true;
 }
 
 /* A copy-on-write clone of a traces batch: wrappers and span arrays are new, spans shared. */
@@ -314,6 +316,11 @@ static int llm_cost_consume(struct lg_component *c, struct lg_batch *b)
     struct lg_batch *nb = NULL;
     const lg_traces_req *req = b->req.traces;
     int rc = LG_OK;
+    /* where the LLM spans are (r, s, i), so the batch we forward can list them */
+    struct llm_pos {
+        size_t r, s, i;
+    } *pos = NULL;
+    size_t npos = 0, cappos = 0;
     for (size_t r = 0; r < req->n_resource_spans && rc == LG_OK; r++) {
         const lg_resource_spans *rs = req->resource_spans[r];
         for (size_t s = 0; s < rs->n_scope_spans && rc == LG_OK; s++) {
@@ -325,7 +332,19 @@ static int llm_cost_consume(struct lg_component *c, struct lg_batch *b)
                 if (i + 1 < ss->n_spans)
                     __builtin_prefetch(ss->spans[i + 1]->attributes);
                 struct span_plan pl;
-                plan_span(st, rs->resource, ss->scope, ss->spans[i], &pl);
+                if (!plan_span(st, rs->resource, ss->scope, ss->spans[i], &pl))
+                    continue;
+                if (npos == cappos) {
+                    size_t nc = cappos ? cappos * 2 : 64;
+                    struct llm_pos *np = realloc(pos, nc * sizeof *np);
+                    if (np == NULL) {
+                        rc = LG_ENOMEM;
+                        break;
+                    }
+                    pos = np;
+                    cappos = nc;
+                }
+                pos[npos++] = (struct llm_pos){r, s, i};
                 if (pl.n == 0)
                     continue;
                 if (nb == NULL && (nb = clone_shallow(b)) == NULL) {
@@ -342,6 +361,22 @@ static int llm_cost_consume(struct lg_component *c, struct lg_batch *b)
             }
         }
     }
+    if (rc == LG_OK && nb != NULL) {
+        /* the clone is ours: record which spans are LLM calls for the components after us */
+        struct lg_llm_span_ref *refs = lg_arena_alloc(nb->arena, (npos ? npos : 1) * sizeof *refs);
+        if (refs != NULL) {
+            const lg_traces_req *nreq = nb->req.traces;
+            for (size_t k = 0; k < npos; k++) {
+                const lg_resource_spans *nrs = nreq->resource_spans[pos[k].r];
+                const lg_scope_spans *nss = nrs->scope_spans[pos[k].s];
+                refs[k] = (struct lg_llm_span_ref){nrs, nss, nss->spans[pos[k].i]};
+            }
+            nb->llm_spans = refs;
+            nb->n_llm_spans = npos;
+            nb->llm_scanned = true;
+        }
+    }
+    free(pos);
     if (rc != LG_OK) {
         /* refuse (retryable for the client) rather than forward spans without their cost */
         lg_counter_add(st->failed, b->items);
