@@ -376,63 +376,57 @@ static void record_call(struct lm_state *st, const char *service, const struct l
     record_histogram(st, M_OP_DURATION, dv, seconds, now);
 }
 
+/* Records the batch's LLM spans under one lock, taken at the first LLM span so batches
+ * without any never touch it. */
+struct lm_pass {
+    struct lm_state *st;
+    uint64_t now;
+    size_t llm;
+    bool locked;
+    const lg_resource_spans *last_rs;
+    const char *service;
+};
+
+static void lm_visit(struct lm_pass *p, const lg_resource_spans *rs, const lg_scope_spans *ss,
+                     const lg_span *span)
+{
+    struct lg_llm_call call;
+    if (lg_llm_read(rs->resource, ss->scope, span, &call) != 1)
+        return;
+    if (rs != p->last_rs) {
+        p->last_rs = rs;
+        p->service = resource_service(rs->resource);
+    }
+    if (!p->locked) {
+        pthread_mutex_lock(&p->st->lock);
+        p->locked = true;
+    }
+    record_call(p->st, p->service, &call, p->now);
+    p->llm++;
+}
+
 static int lm_consume(struct lg_component *c, struct lg_batch *b)
 {
     struct lm_state *st = c->state;
     if (b->signal != LG_SIGNAL_TRACES)
         return LG_OK;
-    const lg_traces_req *req = b->req.traces;
-    uint64_t now = (uint64_t)lg_now_wall_ns();
-    size_t llm = 0;
-    bool locked = false;
+    struct lm_pass p = {.st = st, .now = (uint64_t)lg_now_wall_ns()};
     if (b->llm_scanned) {
         /* llm_cost already found the LLM spans: visit only those */
-        const lg_resource_spans *last_rs = NULL;
-        const char *service = NULL;
-        for (size_t k = 0; k < b->n_llm_spans; k++) {
-            const struct lg_llm_span_ref *ref = &b->llm_spans[k];
-            struct lg_llm_call call;
-            if (lg_llm_read(ref->rs->resource, ref->ss->scope, ref->span, &call) != 1)
-                continue;
-            if (ref->rs != last_rs) {
-                last_rs = ref->rs;
-                service = resource_service(ref->rs->resource);
-            }
-            if (!locked) {
-                pthread_mutex_lock(&st->lock);
-                locked = true;
-            }
-            record_call(st, service, &call, now);
-            llm++;
-        }
-        if (locked)
-            pthread_mutex_unlock(&st->lock);
-        lg_counter_add(st->llm_spans, llm);
-        return LG_OK;
-    }
-    for (size_t r = 0; r < req->n_resource_spans; r++) {
-        const lg_resource_spans *rs = req->resource_spans[r];
-        const char *service = resource_service(rs->resource);
-        for (size_t s = 0; s < rs->n_scope_spans; s++) {
-            const lg_scope_spans *ss = rs->scope_spans[s];
-            for (size_t i = 0; i < ss->n_spans; i++) {
-                struct lg_llm_call call;
-                if (lg_llm_read(rs->resource, ss->scope, ss->spans[i], &call) != 1)
-                    continue;
-                /* One lock per batch, taken at the first LLM span: batches without any
-                 * never touch it. */
-                if (!locked) {
-                    pthread_mutex_lock(&st->lock);
-                    locked = true;
-                }
-                record_call(st, service, &call, now);
-                llm++;
-            }
+        for (size_t k = 0; k < b->n_llm_spans; k++)
+            lm_visit(&p, b->llm_spans[k].rs, b->llm_spans[k].ss, b->llm_spans[k].span);
+    } else {
+        const lg_traces_req *req = b->req.traces;
+        for (size_t r = 0; r < req->n_resource_spans; r++) {
+            const lg_resource_spans *rs = req->resource_spans[r];
+            for (size_t s = 0; s < rs->n_scope_spans; s++)
+                for (size_t i = 0; i < rs->scope_spans[s]->n_spans; i++)
+                    lm_visit(&p, rs, rs->scope_spans[s], rs->scope_spans[s]->spans[i]);
         }
     }
-    if (locked)
+    if (p.locked)
         pthread_mutex_unlock(&st->lock);
-    lg_counter_add(st->llm_spans, llm);
+    lg_counter_add(st->llm_spans, p.llm);
     return LG_OK;
 }
 
