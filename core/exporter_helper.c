@@ -759,6 +759,7 @@ void lg_exporter_helper_destroy(struct lg_exporter_helper *h)
     if (h == NULL)
         return;
     lg_exporter_helper_shutdown(h, lg_now_mono_ns());
+    lg_telemetry_gauge_forget(telemetry_of(h->c), h);
     pthread_cond_destroy(&h->cv_work);
     pthread_cond_destroy(&h->cv_room);
     pthread_cond_destroy(&h->cv_sleep);

@@ -19,6 +19,7 @@ extern const struct lg_component_type lg_prometheus_exporter;
 extern const struct lg_component_type lg_llm_metrics_connector;
 extern const struct lg_component_type lg_file_storage_extension;
 extern const struct lg_component_type lg_bearertokenauth_extension;
+extern const struct lg_component_type lg_loadbalancing_exporter;
 /* Weak while these are being written: a missing one is left out of the table. */
 extern const struct lg_component_type lg_tail_sampling_processor __attribute__((weak));
 extern const struct lg_component_type lg_redaction_processor __attribute__((weak));
@@ -35,6 +36,7 @@ static const struct lg_component_type *const all_types[] = {
     &lg_otlp_exporter,
     &lg_otlp_http_exporter,
     &lg_prometheus_exporter,
+    &lg_loadbalancing_exporter,
     &lg_azure_monitor_exporter,
     &lg_interaction_store_exporter,
     &lg_debug_exporter,

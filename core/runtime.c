@@ -661,6 +661,16 @@ void lg_runtime_destroy(struct lg_runtime *rt)
 
 const char *lg_component_label_key(enum lg_kind k) { return lg_kind_name(k); }
 
+struct lg_component *lg_runtime_child_new(struct lg_runtime *rt, const struct lg_component_type *type,
+                                          const char *id, const struct lg_node *node,
+                                          struct lg_err *err)
+{
+    int rc;
+    return component_new(rt, type, id, NULL, node, err, &rc);
+}
+
+void lg_runtime_child_free(struct lg_component *c) { component_free(c); }
+
 struct lg_component *lg_runtime_find_extension(struct lg_runtime *rt, const char *id)
 {
     for (size_t i = 0; rt && i < rt->ncomponents; i++)

@@ -54,6 +54,17 @@ void lg_runtime_destroy(struct lg_runtime *rt);
  *  ("file_storage/queue"); NULL when it is not configured or not enabled. */
 struct lg_component *lg_runtime_find_extension(struct lg_runtime *rt, const char *id);
 
+/** A component owned by another component rather than by a pipeline (the loadbalancing
+ *  exporter's per-backend OTLP exporters): created from `node` exactly as a configured one
+ *  (defaults, validation with YAML paths, create()), but not started, wired or destroyed by
+ *  the runtime — the owner calls type->start / shutdown and lg_runtime_child_free(). `id`
+ *  must outlive the child. NULL with err set on failure. */
+struct lg_component *lg_runtime_child_new(struct lg_runtime *rt, const struct lg_component_type *type,
+                                          const char *id, const struct lg_node *node,
+                                          struct lg_err *err);
+/** destroy() then frees the child. NULL allowed. */
+void lg_runtime_child_free(struct lg_component *c);
+
 /** Per-component counters are named like the Collector's; this builds the label text. */
 const char *lg_component_label_key(enum lg_kind k); /* "receiver", "processor", ... */
 

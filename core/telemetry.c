@@ -132,6 +132,19 @@ int lg_telemetry_gauge_fn(struct lg_telemetry *t, const char *name, const char *
     return c ? 0 : -1;
 }
 
+void lg_telemetry_gauge_forget(struct lg_telemetry *t, void *arg)
+{
+    if (t == NULL)
+        return;
+    pthread_mutex_lock(&t->lock);
+    for (struct lg_counter *c = t->head; c; c = c->next)
+        if (c->kind == KIND_GAUGE_FN && c->arg == arg) {
+            c->fn = NULL;
+            c->arg = NULL;
+        }
+    pthread_mutex_unlock(&t->lock);
+}
+
 struct outbuf {
     char *p;
     size_t len, cap;

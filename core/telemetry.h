@@ -27,6 +27,11 @@ uint64_t lg_counter_value(const struct lg_counter *c);
 int lg_telemetry_gauge_fn(struct lg_telemetry *t, const char *name, const char *help,
                           const char *labels, double (*fn)(void *arg), void *arg);
 
+/** Detaches every gauge whose fn argument is `arg` (it reads 0 from now on): for owners
+ *  that go away while the process runs (a load-balancing backend removed by DNS). A later
+ *  lg_telemetry_gauge_fn with the same name and labels attaches it again. */
+void lg_telemetry_gauge_forget(struct lg_telemetry *t, void *arg);
+
 /** Renders every metric as Prometheus text exposition (malloc'd, *len set). */
 char *lg_telemetry_render(struct lg_telemetry *t, size_t *len);
 
