@@ -5,6 +5,7 @@
 #   make test    build (normal + ASan/UBSan), then run unit, integration and fuzz smoke tests
 #   make bench   run the benchmarks and update docs/BENCHMARKS.md
 #   make fuzz    long libFuzzer runs (FUZZ_SECONDS per target)
+#   make docs    regenerate the component reference in docs/configuration.md
 
 BUILD       ?= build
 BUILD_ASAN  ?= build-asan
@@ -20,7 +21,7 @@ DEBIAN_PACKAGES := cmake make gcc pkg-config git \
 	zlib1g-dev libzstd-dev libssl-dev libcurl4-openssl-dev libnghttp2-dev libpcre2-dev \
 	libcmocka-dev clang libclang-rt-14-dev zstd curl openssl ca-certificates
 
-.PHONY: all deps build build-asan run test test-unit test-asan npm bench fuzz clean format
+.PHONY: all deps build build-asan run test test-unit test-asan npm bench fuzz clean format docs
 
 all: build
 
@@ -98,6 +99,10 @@ bench: deps
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
+
+# docs/configuration.md's component reference comes from the field tables.
+docs: build
+	bash tools/gen-config-doc.sh $(BUILD)/llmgate
 
 clean:
 	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_BENCH) $(BUILD_FUZZ)
