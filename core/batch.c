@@ -109,6 +109,72 @@ int lg_batch_add_dep(struct lg_batch *b, struct lg_batch *dep)
     return LG_OK;
 }
 
+/* Clones the two wrapper levels of one signal: RT resource entries holding ST scope entries
+ * holding an array of item pointers. */
+#define CLONE_LEVELS(A, SRC, DST, RFIELD, NRFIELD, RT, SFIELD, NSFIELD, ST, IFIELD, NIFIELD)          \
+    do {                                                                                           \
+        (DST)->RFIELD = lg_arena_alloc(A, ((SRC)->NRFIELD + 1) * sizeof(void *));                  \
+        if ((DST)->RFIELD == NULL)                                                                 \
+            return LG_ENOMEM;                                                                      \
+        for (size_t r_ = 0; r_ < (SRC)->NRFIELD; r_++) {                                           \
+            RT *rr_ = lg_arena_memdup(A, (SRC)->RFIELD[r_], sizeof *rr_);                          \
+            if (rr_ == NULL)                                                                       \
+                return LG_ENOMEM;                                                                  \
+            rr_->SFIELD = lg_arena_alloc(A, (rr_->NSFIELD + 1) * sizeof(void *));                  \
+            if (rr_->SFIELD == NULL)                                                               \
+                return LG_ENOMEM;                                                                  \
+            for (size_t s_ = 0; s_ < rr_->NSFIELD; s_++) {                                         \
+                ST *ss_ = lg_arena_memdup(A, (SRC)->RFIELD[r_]->SFIELD[s_], sizeof *ss_);          \
+                if (ss_ == NULL)                                                                   \
+                    return LG_ENOMEM;                                                              \
+                ss_->IFIELD = lg_arena_memdup(A, ss_->IFIELD, (ss_->NIFIELD + 1) * sizeof(void *)); \
+                if (ss_->IFIELD == NULL)                                                           \
+                    return LG_ENOMEM;                                                              \
+                rr_->SFIELD[s_] = ss_;                                                             \
+            }                                                                                      \
+            (DST)->RFIELD[r_] = rr_;                                                               \
+        }                                                                                          \
+    } while (0)
+
+static int clone_levels(struct lg_batch *nb, const struct lg_batch *b)
+{
+    struct lg_arena *a = nb->arena;
+    switch (b->signal) {
+    case LG_SIGNAL_TRACES:
+        *nb->req.traces = *b->req.traces;
+        CLONE_LEVELS(a, b->req.traces, nb->req.traces, resource_spans, n_resource_spans, lg_resource_spans,
+                     scope_spans, n_scope_spans, lg_scope_spans, spans, n_spans);
+        break;
+    case LG_SIGNAL_METRICS:
+        *nb->req.metrics = *b->req.metrics;
+        CLONE_LEVELS(a, b->req.metrics, nb->req.metrics, resource_metrics, n_resource_metrics,
+                     lg_resource_metrics, scope_metrics, n_scope_metrics, lg_scope_metrics, metrics, n_metrics);
+        break;
+    case LG_SIGNAL_LOGS:
+        *nb->req.logs = *b->req.logs;
+        CLONE_LEVELS(a, b->req.logs, nb->req.logs, resource_logs, n_resource_logs, lg_resource_logs, scope_logs,
+                     n_scope_logs, lg_scope_logs, log_records, n_log_records);
+        break;
+    default:
+        return LG_EINVAL;
+    }
+    return LG_OK;
+}
+
+struct lg_batch *lg_batch_clone_shallow(struct lg_batch *b)
+{
+    struct lg_batch *nb = lg_batch_create(b->signal, 4096);
+    if (nb == NULL)
+        return NULL;
+    if (lg_batch_add_dep(nb, b) != LG_OK || clone_levels(nb, b) != LG_OK) {
+        lg_batch_unref(nb);
+        return NULL;
+    }
+    nb->items = b->items;
+    nb->received_mono_ns = b->received_mono_ns;
+    return nb;
+}
+
 size_t lg_metric_point_count(const lg_metric *m)
 {
     switch (m->data_case) {

@@ -74,6 +74,12 @@ struct lg_batch *lg_batch_create(enum lg_signal signal, size_t arena_hint);
 struct lg_batch *lg_batch_ref(struct lg_batch *b);
 /** Drops a reference; the last one frees the arena, the deps and the batch. NULL allowed. */
 void lg_batch_unref(struct lg_batch *b);
+/** A copy-on-write clone for a processor about to change a shared batch: the request and
+ *  the resource / scope wrapper structs and the item pointer arrays (spans, log records,
+ *  metrics) are new, in the clone's arena; resources, scopes and items themselves are
+ *  shared with `b`, which the clone keeps as a dependency. Replace an item by pointing its
+ *  array slot at a changed copy, never by writing the shared struct. NULL on OOM. */
+struct lg_batch *lg_batch_clone_shallow(struct lg_batch *b);
 /** Adds a dependency (takes a new reference to dep). */
 int lg_batch_add_dep(struct lg_batch *b, struct lg_batch *dep);
 /** Recounts `items` from the request tree. */

@@ -264,49 +264,6 @@ static bool plan_span(struct llm_cost_state *st, const lg_resource *res, const l
     return true;
 }
 
-/* A copy-on-write clone of a traces batch: wrappers and span arrays are new, spans shared. */
-static struct lg_batch *clone_shallow(struct lg_batch *b)
-{
-    struct lg_batch *nb = lg_batch_create(LG_SIGNAL_TRACES, 4096);
-    if (nb == NULL)
-        return NULL;
-    if (lg_batch_add_dep(nb, b) != LG_OK) {
-        lg_batch_unref(nb);
-        return NULL;
-    }
-    struct lg_arena *a = nb->arena;
-    const lg_traces_req *src = b->req.traces;
-    lg_traces_req *dst = nb->req.traces;
-    *dst = *src;
-    dst->resource_spans = lg_arena_alloc(a, (src->n_resource_spans + 1) * sizeof(void *));
-    if (dst->resource_spans == NULL)
-        goto oom;
-    for (size_t r = 0; r < src->n_resource_spans; r++) {
-        lg_resource_spans *rs = lg_arena_memdup(a, src->resource_spans[r], sizeof *rs);
-        if (rs == NULL)
-            goto oom;
-        rs->scope_spans = lg_arena_alloc(a, (rs->n_scope_spans + 1) * sizeof(void *));
-        if (rs->scope_spans == NULL)
-            goto oom;
-        for (size_t s = 0; s < rs->n_scope_spans; s++) {
-            lg_scope_spans *ss = lg_arena_memdup(a, src->resource_spans[r]->scope_spans[s], sizeof *ss);
-            if (ss == NULL)
-                goto oom;
-            ss->spans = lg_arena_memdup(a, ss->spans, (ss->n_spans + 1) * sizeof(void *));
-            if (ss->spans == NULL)
-                goto oom;
-            rs->scope_spans[s] = ss;
-        }
-        dst->resource_spans[r] = rs;
-    }
-    nb->items = b->items;
-    nb->received_mono_ns = b->received_mono_ns;
-    return nb;
-oom:
-    lg_batch_unref(nb);
-    return NULL;
-}
-
 static int llm_cost_consume(struct lg_component *c, struct lg_batch *b)
 {
     struct llm_cost_state *st = c->state;
@@ -347,7 +304,7 @@ static int llm_cost_consume(struct lg_component *c, struct lg_batch *b)
                 pos[npos++] = (struct llm_pos){r, s, i};
                 if (pl.n == 0)
                     continue;
-                if (nb == NULL && (nb = clone_shallow(b)) == NULL) {
+                if (nb == NULL && (nb = lg_batch_clone_shallow(b)) == NULL) {
                     rc = LG_ENOMEM;
                     break;
                 }
