@@ -20,6 +20,8 @@ extern const struct lg_component_type lg_llm_metrics_connector;
 extern const struct lg_component_type lg_file_storage_extension;
 extern const struct lg_component_type lg_bearertokenauth_extension;
 extern const struct lg_component_type lg_loadbalancing_exporter;
+extern const struct lg_component_type lg_attributes_processor;
+extern const struct lg_component_type lg_resource_processor;
 /* Weak while these are being written: a missing one is left out of the table. */
 extern const struct lg_component_type lg_tail_sampling_processor __attribute__((weak));
 extern const struct lg_component_type lg_redaction_processor __attribute__((weak));
@@ -32,6 +34,8 @@ static const struct lg_component_type *const all_types[] = {
     &lg_llm_cost_processor,
     &lg_tail_sampling_processor,
     &lg_redaction_processor,
+    &lg_attributes_processor,
+    &lg_resource_processor,
     &lg_batch_processor,
     &lg_otlp_exporter,
     &lg_otlp_http_exporter,
