@@ -23,6 +23,7 @@ enum {
     LG_EIO = -5,
     LG_EINTERNAL = -6,
     LG_ETOOBIG = -7,
+    LG_ECLOSED = -8, /* the other side has gone (a stopped server) */
 };
 
 #define LG_ERR_MAX 1024

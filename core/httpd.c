@@ -104,6 +104,13 @@ struct lg_http_server {
     atomic_bool stop_requested;
     bool stopping; /* loop thread only */
 
+    /* deferred requests (lg_http_defer / lg_http_resume) */
+    _Atomic int deferred;         /* deferred and not yet resumed */
+    pthread_mutex_t resume_mu;    /* guards resumed_* and loop_done */
+    struct resume_item *resumed_head, *resumed_tail;
+    bool loop_done;               /* finish_loop ran: nothing may be resumed any more */
+    struct event *resume_ev;
+
     struct conn_rec *conns; /* all records */
     size_t nconns;
     struct conn_rec **buckets; /* registered records by evcon */
@@ -681,6 +688,60 @@ static void on_request(struct evhttp_request *req, void *arg)
     s->handler(req, s->arg);
 }
 
+/* ---- deferred replies ---- */
+
+struct resume_item {
+    struct resume_item *next;
+    struct evhttp_request *req;
+    lg_http_resume_fn fn;
+    void *arg;
+};
+
+void lg_http_defer(struct lg_http_server *s) { atomic_fetch_add(&s->deferred, 1); }
+
+int lg_http_resume(struct lg_http_server *s, struct evhttp_request *req, lg_http_resume_fn fn, void *arg)
+{
+    struct resume_item *it = malloc(sizeof *it);
+    pthread_mutex_lock(&s->resume_mu);
+    if (s->loop_done || it == NULL) {
+        pthread_mutex_unlock(&s->resume_mu);
+        int rc = it == NULL ? LG_ENOMEM : LG_ECLOSED;
+        free(it);
+        atomic_fetch_sub(&s->deferred, 1);
+        return rc;
+    }
+    *it = (struct resume_item){.req = req, .fn = fn, .arg = arg};
+    if (s->resumed_tail)
+        s->resumed_tail->next = it;
+    else
+        s->resumed_head = it;
+    s->resumed_tail = it;
+    pthread_mutex_unlock(&s->resume_mu);
+    event_active(s->resume_ev, EV_READ, 0); /* thread-safe: evthread_use_pthreads ran */
+    return LG_OK;
+}
+
+/* Loop thread: sends the replies workers have finished. With `close`, no later resume is
+ * accepted (finish_loop, before the connections are freed). */
+static void run_resumed(struct lg_http_server *s, bool close)
+{
+    pthread_mutex_lock(&s->resume_mu);
+    struct resume_item *it = s->resumed_head;
+    s->resumed_head = s->resumed_tail = NULL;
+    if (close)
+        s->loop_done = true;
+    pthread_mutex_unlock(&s->resume_mu);
+    while (it != NULL) {
+        struct resume_item *next = it->next;
+        atomic_fetch_sub(&s->deferred, 1);
+        it->fn(it->req, it->arg);
+        free(it);
+        it = next;
+    }
+}
+
+static void on_resume(evutil_socket_t fd, short what, void *arg) { run_resumed(arg, false); }
+
 /* ---- stop ---- */
 
 /* Records left after evhttp_free are the ones accepted so recently that conn_register has
@@ -701,6 +762,9 @@ static void finish_loop(struct lg_http_server *s)
 {
     if (s->drain_ev != NULL)
         event_del(s->drain_ev);
+    /* Replies already computed go out while their connections still exist; work still
+     * running past the deadline is dropped by its worker (lg_http_resume refuses). */
+    run_resumed(s, true);
     if (s->http != NULL) {
         /* Frees every remaining connection; their close callbacks release the records. */
         evhttp_free(s->http);
@@ -713,8 +777,8 @@ static void finish_loop(struct lg_http_server *s)
 static void drain_check(evutil_socket_t fd, short what, void *arg)
 {
     struct lg_http_server *s = arg;
-    bool any_busy = false;
-    for (struct conn_rec *c = s->conns; c != NULL; c = c->next) {
+    bool any_busy = atomic_load(&s->deferred) > 0;
+    for (struct conn_rec *c = s->conns; c != NULL && !any_busy; c = c->next) {
         if (c->busy || c->evcon == NULL) {
             any_busy = true;
             break;
@@ -776,6 +840,7 @@ int lg_http_server_start(const struct lg_http_server_opts *opts, lg_http_handler
     struct lg_http_server *s = calloc(1, sizeof *s);
     if (s == NULL)
         return lg_err_set(err, LG_ENOMEM, "out of memory");
+    pthread_mutex_init(&s->resume_mu, NULL);
     s->handler = handler;
     s->arg = arg;
     evutil_socket_t fd = -1;
@@ -810,7 +875,8 @@ int lg_http_server_start(const struct lg_http_server_opts *opts, lg_http_handler
     s->http = evhttp_new(s->base);
     s->stop_ev = event_new(s->base, -1, 0, on_stop, s);
     s->drain_ev = event_new(s->base, -1, EV_PERSIST, drain_check, s);
-    if (s->http == NULL || s->stop_ev == NULL || s->drain_ev == NULL)
+    s->resume_ev = event_new(s->base, -1, 0, on_resume, s);
+    if (s->http == NULL || s->stop_ev == NULL || s->drain_ev == NULL || s->resume_ev == NULL)
         goto failed;
     evhttp_set_max_body_size(s->http, opts->max_body_size > 0 ? (ev_ssize_t)opts->max_body_size
                                                               : (ev_ssize_t)-1);
@@ -873,6 +939,9 @@ void lg_http_server_free(struct lg_http_server *s)
         event_free(s->stop_ev);
     if (s->drain_ev != NULL)
         event_free(s->drain_ev);
+    if (s->resume_ev != NULL)
+        event_free(s->resume_ev);
+    pthread_mutex_destroy(&s->resume_mu);
     if (s->base != NULL)
         event_base_free(s->base);
     if (s->ssl_ctx != NULL)

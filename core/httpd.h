@@ -44,6 +44,17 @@ int lg_http_server_start(const struct lg_http_server_opts *opts, lg_http_handler
 void lg_http_server_stop(struct lg_http_server *s, int64_t deadline_mono_ns);
 /** Stops at once if still running (in-flight requests are cut), then frees. NULL allowed. */
 void lg_http_server_free(struct lg_http_server *s);
+/* Answering on another thread: a handler that hands the work to a worker calls
+ * lg_http_defer() before returning (loop thread); the worker, when done, calls
+ * lg_http_resume() exactly once, which runs fn(req, arg) on the loop thread, where fn sends
+ * the reply. If the client went away meanwhile, sending frees the request as usual. A
+ * stopping server waits for deferred requests like for any busy connection; once it has
+ * finished (deadline passed), lg_http_resume returns LG_ECLOSED without calling fn and
+ * without touching req: the worker then frees only its own state. */
+typedef void (*lg_http_resume_fn)(struct evhttp_request *req, void *arg);
+void lg_http_defer(struct lg_http_server *s);
+int lg_http_resume(struct lg_http_server *s, struct evhttp_request *req, lg_http_resume_fn fn, void *arg);
+
 /** The port actually bound (useful with port 0). */
 int lg_http_server_port(const struct lg_http_server *s);
 

@@ -11,18 +11,23 @@
  *
  * Owns: struct otlp_http (hung on otlp_receiver.http) and the HTTP server inside it.
  *
- * Threads: requests are handled on the server's loop thread. The work is split in two so
- * that decoding can move to a worker pool later without touching the protocol logic:
- * on_request() reads the evhttp request into a struct http_call (loop thread only),
- * process_call() decompresses, decodes, delivers and fills the reply without touching
- * libevent (could run anywhere), and send_call_reply() writes it back (loop thread only).
- * With a pool, the loop would hand the call to a worker and be woken to send the reply. */
+ * Threads: on_request() reads the evhttp request into a struct http_call on the server's
+ * loop thread and hands it to a pool of decode workers (one per CPU, up to
+ * OTLP_HTTP_MAX_WORKERS); process_call() decompresses, decodes, delivers and fills the
+ * reply there without touching libevent, and send_call_reply() writes it back on the loop
+ * thread (lg_http_resume). So one loop thread does only the socket work and OTLP/HTTP
+ * decoding uses every core, as gRPC's does. When the pool's queue is full (the pipeline is
+ * slower than the clients), the loop thread decodes the request itself: it then reads no
+ * new requests meanwhile, which pushes back on the clients instead of queueing without
+ * bound. With one CPU there is no pool. */
 #include "otlp_http.h"
 
 #include <ctype.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/http.h>
@@ -85,8 +90,22 @@ static const char ct_text[] = "text/plain; charset=utf-8";
 enum body_encoding { BODY_PROTOBUF, BODY_JSON };
 enum content_coding { CODING_IDENTITY, CODING_GZIP, CODING_DEFLATE, CODING_ZSTD };
 
+/* Decode workers: at most this many, and this many queued calls per worker. */
+#define OTLP_HTTP_MAX_WORKERS 16
+#define OTLP_HTTP_QUEUE_PER_WORKER 4
+
+struct http_job;
+
 struct otlp_http {
     struct otlp_receiver *r;
+    /* the decode pool */
+    pthread_t workers[OTLP_HTTP_MAX_WORKERS];
+    size_t nworkers;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct http_job *head, *tail;
+    size_t queued, max_queued;
+    bool pool_stop;
     const struct otlp_http_conf *conf;
     struct lg_http_server *srv;
     size_t max_body;
@@ -731,6 +750,103 @@ static const char *method_name(enum evhttp_cmd_type cmd)
     }
 }
 
+/* ---- the decode pool ---- */
+
+struct http_job {
+    struct http_job *next;
+    struct otlp_http *h;
+    struct evhttp_request *req;
+    struct http_call call;
+};
+
+static void job_reply(struct evhttp_request *req, void *arg)
+{
+    struct http_job *job = arg;
+    send_call_reply(req, &job->call);
+    free(job);
+}
+
+static void *worker_main(void *arg)
+{
+    struct otlp_http *h = arg;
+    pthread_mutex_lock(&h->mu);
+    for (;;) {
+        while (h->head == NULL && !h->pool_stop)
+            pthread_cond_wait(&h->cv, &h->mu);
+        struct http_job *job = h->head;
+        if (job == NULL)
+            break; /* stopping and nothing left */
+        h->head = job->next;
+        if (h->head == NULL)
+            h->tail = NULL;
+        h->queued--;
+        pthread_mutex_unlock(&h->mu);
+        process_call(h, &job->call);
+        if (lg_http_resume(h->srv, job->req, job_reply, job) != LG_OK) {
+            /* the server finished past its deadline: the connection is gone */
+            free(job->call.reply);
+            free(job);
+        }
+        pthread_mutex_lock(&h->mu);
+    }
+    pthread_mutex_unlock(&h->mu);
+    return NULL;
+}
+
+/** Queues the call for a worker; false when there is no pool or its queue is full (the
+ *  caller then processes the call itself). */
+static bool pool_submit(struct otlp_http *h, struct evhttp_request *req, const struct http_call *call)
+{
+    if (h->nworkers == 0)
+        return false;
+    pthread_mutex_lock(&h->mu);
+    bool room = h->queued < h->max_queued && !h->pool_stop;
+    pthread_mutex_unlock(&h->mu);
+    struct http_job *job = room ? malloc(sizeof *job) : NULL;
+    if (job == NULL)
+        return false;
+    *job = (struct http_job){.h = h, .req = req, .call = *call};
+    lg_http_defer(h->srv);
+    pthread_mutex_lock(&h->mu);
+    if (h->tail)
+        h->tail->next = job;
+    else
+        h->head = job;
+    h->tail = job;
+    h->queued++;
+    pthread_cond_signal(&h->cv);
+    pthread_mutex_unlock(&h->mu);
+    return true;
+}
+
+static void pool_start(struct otlp_http *h)
+{
+    pthread_mutex_init(&h->mu, NULL);
+    pthread_cond_init(&h->cv, NULL);
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    size_t n = cpus > 1 ? (size_t)cpus : 0;
+    if (n > OTLP_HTTP_MAX_WORKERS)
+        n = OTLP_HTTP_MAX_WORKERS;
+    for (size_t i = 0; i < n; i++) {
+        if (pthread_create(&h->workers[i], NULL, worker_main, h) != 0)
+            break; /* fewer workers; with none, the loop thread decodes */
+        h->nworkers++;
+    }
+    h->max_queued = h->nworkers * OTLP_HTTP_QUEUE_PER_WORKER;
+}
+
+/** Lets the workers finish what is queued, then joins them. */
+static void pool_stop(struct otlp_http *h)
+{
+    pthread_mutex_lock(&h->mu);
+    h->pool_stop = true;
+    pthread_cond_broadcast(&h->cv);
+    pthread_mutex_unlock(&h->mu);
+    for (size_t i = 0; i < h->nworkers; i++)
+        pthread_join(h->workers[i], NULL);
+    h->nworkers = 0;
+}
+
 static void on_request(struct evhttp_request *req, void *arg)
 {
     struct otlp_http *h = arg;
@@ -798,6 +914,8 @@ static void on_request(struct evhttp_request *req, void *arg)
         send_call_reply(req, &call);
         return;
     }
+    if (pool_submit(h, req, &call))
+        return; /* a worker answers through lg_http_resume */
     process_call(h, &call);
     send_call_reply(req, &call);
 }
@@ -854,8 +972,12 @@ int otlp_http_start(struct otlp_receiver *r, struct lg_err *err)
         opts.tls_min_version = conf->tls.min_version;
         opts.tls_reload_interval_ns = conf->tls.reload_interval_ns;
     }
+    pool_start(h);
     int rc = lg_http_server_start(&opts, on_request, h, &h->srv, err);
     if (rc != LG_OK) {
+        pool_stop(h);
+        pthread_mutex_destroy(&h->mu);
+        pthread_cond_destroy(&h->cv);
         free(h);
         return rc;
     }
@@ -865,8 +987,11 @@ int otlp_http_start(struct otlp_receiver *r, struct lg_err *err)
 
 void otlp_http_shutdown(struct otlp_receiver *r, int64_t deadline_mono_ns)
 {
-    if (r->http != NULL)
-        lg_http_server_stop(r->http->srv, deadline_mono_ns);
+    if (r->http == NULL)
+        return;
+    /* The server waits for deferred requests (the workers keep running meanwhile). */
+    lg_http_server_stop(r->http->srv, deadline_mono_ns);
+    pool_stop(r->http);
 }
 
 void otlp_http_destroy(struct otlp_receiver *r)
@@ -874,6 +999,9 @@ void otlp_http_destroy(struct otlp_receiver *r)
     if (r->http == NULL)
         return;
     lg_http_server_free(r->http->srv);
+    pool_stop(r->http);
+    pthread_mutex_destroy(&r->http->mu);
+    pthread_cond_destroy(&r->http->cv);
     free(r->http);
     r->http = NULL;
 }
