@@ -39,6 +39,22 @@ static const struct content_name content_attrs[] = {
     {"llm.prompt_template", true, LG_LLM_CONTENT_PROMPT},
     {"input.value", false, LG_LLM_CONTENT_PROMPT},
     {"output.value", false, LG_LLM_CONTENT_COMPLETION},
+    /* OpenInference retrieval and embedding text */
+    {"retrieval.documents", true, LG_LLM_CONTENT_PROMPT},
+    {"embedding.embeddings", true, LG_LLM_CONTENT_PROMPT},
+    /* Vercel AI SDK */
+    {"ai.prompt", false, LG_LLM_CONTENT_PROMPT},
+    {"ai.prompt", true, LG_LLM_CONTENT_PROMPT},
+    {"ai.response.text", false, LG_LLM_CONTENT_COMPLETION},
+    {"ai.response.object", false, LG_LLM_CONTENT_COMPLETION},
+    {"ai.response.toolCalls", false, LG_LLM_CONTENT_TOOL},
+    {"ai.toolCall.args", false, LG_LLM_CONTENT_TOOL},
+    {"ai.toolCall.result", false, LG_LLM_CONTENT_TOOL},
+    /* Langfuse, MLflow */
+    {"langfuse.observation.input", false, LG_LLM_CONTENT_PROMPT},
+    {"langfuse.observation.output", false, LG_LLM_CONTENT_COMPLETION},
+    {"mlflow.spanInputs", false, LG_LLM_CONTENT_PROMPT},
+    {"mlflow.spanOutputs", false, LG_LLM_CONTENT_COMPLETION},
     /* seed-style free text */
     {"llm.prompt", false, LG_LLM_CONTENT_PROMPT},
     {"llm.completion", false, LG_LLM_CONTENT_COMPLETION},

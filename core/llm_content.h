@@ -16,6 +16,11 @@
  *   (gen_ai.tool.definitions is not listed: tool schemas are not user content)
  *   tool        gen_ai.tool.call.arguments, gen_ai.tool.call.result (what a tool was given and
  *               returned: as sensitive as the prompt)
+ *   other SDKs  OpenInference retrieval.documents.* and embedding.embeddings.* (document and
+ *               embedded text, as prompt); Vercel AI SDK ai.prompt(.*), ai.response.text,
+ *               ai.response.object, ai.response.toolCalls, ai.toolCall.args / .result;
+ *               Langfuse langfuse.observation.input / output; MLflow mlflow.spanInputs /
+ *               spanOutputs
  * Event names whose every attribute (and log body) is content:
  *   prompt      gen_ai.user.message, gen_ai.system.message, gen_ai.assistant.message,
  *               gen_ai.tool.message, gen_ai.content.prompt
