@@ -9,66 +9,70 @@
 
 struct content_name {
     const char *name;
+    size_t len;
     bool prefix; /* name is followed by "." and anything (indexed / nested keys) */
     enum lg_llm_content_kind kind;
 };
 
+/* Lengths are computed at compile time: lookups run for every attribute of every span. */
+#define E(n, prefix, kind) {n, sizeof(n) - 1, prefix, kind}
+
 static const struct content_name content_attrs[] = {
     /* OTel GenAI, current */
-    {"gen_ai.input.messages", false, LG_LLM_CONTENT_PROMPT},
-    {"gen_ai.system_instructions", false, LG_LLM_CONTENT_PROMPT},
-    {"gen_ai.output.messages", false, LG_LLM_CONTENT_COMPLETION},
-    {"gen_ai.tool.call.arguments", false, LG_LLM_CONTENT_TOOL},
-    {"gen_ai.tool.call.result", false, LG_LLM_CONTENT_TOOL},
+    E("gen_ai.input.messages", false, LG_LLM_CONTENT_PROMPT),
+    E("gen_ai.system_instructions", false, LG_LLM_CONTENT_PROMPT),
+    E("gen_ai.output.messages", false, LG_LLM_CONTENT_COMPLETION),
+    E("gen_ai.tool.call.arguments", false, LG_LLM_CONTENT_TOOL),
+    E("gen_ai.tool.call.result", false, LG_LLM_CONTENT_TOOL),
     /* GenAI deprecated, OpenLLMetry (indexed), OpenLIT */
-    {"gen_ai.prompt", false, LG_LLM_CONTENT_PROMPT},
-    {"gen_ai.prompt", true, LG_LLM_CONTENT_PROMPT},
-    {"gen_ai.completion", false, LG_LLM_CONTENT_COMPLETION},
-    {"gen_ai.completion", true, LG_LLM_CONTENT_COMPLETION},
-    {"gen_ai.content.prompt", false, LG_LLM_CONTENT_PROMPT},
-    {"gen_ai.content.completion", false, LG_LLM_CONTENT_COMPLETION},
-    {"llm.prompts", false, LG_LLM_CONTENT_PROMPT},
-    {"llm.prompts", true, LG_LLM_CONTENT_PROMPT},
-    {"llm.completions", false, LG_LLM_CONTENT_COMPLETION},
-    {"llm.completions", true, LG_LLM_CONTENT_COMPLETION},
-    {"traceloop.entity.input", false, LG_LLM_CONTENT_PROMPT},
-    {"traceloop.entity.output", false, LG_LLM_CONTENT_COMPLETION},
+    E("gen_ai.prompt", false, LG_LLM_CONTENT_PROMPT),
+    E("gen_ai.prompt", true, LG_LLM_CONTENT_PROMPT),
+    E("gen_ai.completion", false, LG_LLM_CONTENT_COMPLETION),
+    E("gen_ai.completion", true, LG_LLM_CONTENT_COMPLETION),
+    E("gen_ai.content.prompt", false, LG_LLM_CONTENT_PROMPT),
+    E("gen_ai.content.completion", false, LG_LLM_CONTENT_COMPLETION),
+    E("llm.prompts", false, LG_LLM_CONTENT_PROMPT),
+    E("llm.prompts", true, LG_LLM_CONTENT_PROMPT),
+    E("llm.completions", false, LG_LLM_CONTENT_COMPLETION),
+    E("llm.completions", true, LG_LLM_CONTENT_COMPLETION),
+    E("traceloop.entity.input", false, LG_LLM_CONTENT_PROMPT),
+    E("traceloop.entity.output", false, LG_LLM_CONTENT_COMPLETION),
     /* OpenInference */
-    {"llm.input_messages", true, LG_LLM_CONTENT_PROMPT},
-    {"llm.output_messages", true, LG_LLM_CONTENT_COMPLETION},
-    {"llm.prompt_template", true, LG_LLM_CONTENT_PROMPT},
-    {"input.value", false, LG_LLM_CONTENT_PROMPT},
-    {"output.value", false, LG_LLM_CONTENT_COMPLETION},
+    E("llm.input_messages", true, LG_LLM_CONTENT_PROMPT),
+    E("llm.output_messages", true, LG_LLM_CONTENT_COMPLETION),
+    E("llm.prompt_template", true, LG_LLM_CONTENT_PROMPT),
+    E("input.value", false, LG_LLM_CONTENT_PROMPT),
+    E("output.value", false, LG_LLM_CONTENT_COMPLETION),
     /* OpenInference retrieval and embedding text */
-    {"retrieval.documents", true, LG_LLM_CONTENT_PROMPT},
-    {"embedding.embeddings", true, LG_LLM_CONTENT_PROMPT},
+    E("retrieval.documents", true, LG_LLM_CONTENT_PROMPT),
+    E("embedding.embeddings", true, LG_LLM_CONTENT_PROMPT),
     /* Vercel AI SDK */
-    {"ai.prompt", false, LG_LLM_CONTENT_PROMPT},
-    {"ai.prompt", true, LG_LLM_CONTENT_PROMPT},
-    {"ai.response.text", false, LG_LLM_CONTENT_COMPLETION},
-    {"ai.response.object", false, LG_LLM_CONTENT_COMPLETION},
-    {"ai.response.toolCalls", false, LG_LLM_CONTENT_TOOL},
-    {"ai.toolCall.args", false, LG_LLM_CONTENT_TOOL},
-    {"ai.toolCall.result", false, LG_LLM_CONTENT_TOOL},
+    E("ai.prompt", false, LG_LLM_CONTENT_PROMPT),
+    E("ai.prompt", true, LG_LLM_CONTENT_PROMPT),
+    E("ai.response.text", false, LG_LLM_CONTENT_COMPLETION),
+    E("ai.response.object", false, LG_LLM_CONTENT_COMPLETION),
+    E("ai.response.toolCalls", false, LG_LLM_CONTENT_TOOL),
+    E("ai.toolCall.args", false, LG_LLM_CONTENT_TOOL),
+    E("ai.toolCall.result", false, LG_LLM_CONTENT_TOOL),
     /* Langfuse, MLflow */
-    {"langfuse.observation.input", false, LG_LLM_CONTENT_PROMPT},
-    {"langfuse.observation.output", false, LG_LLM_CONTENT_COMPLETION},
-    {"mlflow.spanInputs", false, LG_LLM_CONTENT_PROMPT},
-    {"mlflow.spanOutputs", false, LG_LLM_CONTENT_COMPLETION},
+    E("langfuse.observation.input", false, LG_LLM_CONTENT_PROMPT),
+    E("langfuse.observation.output", false, LG_LLM_CONTENT_COMPLETION),
+    E("mlflow.spanInputs", false, LG_LLM_CONTENT_PROMPT),
+    E("mlflow.spanOutputs", false, LG_LLM_CONTENT_COMPLETION),
     /* seed-style free text */
-    {"llm.prompt", false, LG_LLM_CONTENT_PROMPT},
-    {"llm.completion", false, LG_LLM_CONTENT_COMPLETION},
-    {"llm.response", false, LG_LLM_CONTENT_COMPLETION},
+    E("llm.prompt", false, LG_LLM_CONTENT_PROMPT),
+    E("llm.completion", false, LG_LLM_CONTENT_COMPLETION),
+    E("llm.response", false, LG_LLM_CONTENT_COMPLETION),
 };
 
 static const struct content_name content_events[] = {
-    {"gen_ai.user.message", false, LG_LLM_CONTENT_PROMPT},
-    {"gen_ai.system.message", false, LG_LLM_CONTENT_PROMPT},
-    {"gen_ai.assistant.message", false, LG_LLM_CONTENT_PROMPT},
-    {"gen_ai.tool.message", false, LG_LLM_CONTENT_PROMPT},
-    {"gen_ai.content.prompt", false, LG_LLM_CONTENT_PROMPT},
-    {"gen_ai.choice", false, LG_LLM_CONTENT_COMPLETION},
-    {"gen_ai.content.completion", false, LG_LLM_CONTENT_COMPLETION},
+    E("gen_ai.user.message", false, LG_LLM_CONTENT_PROMPT),
+    E("gen_ai.system.message", false, LG_LLM_CONTENT_PROMPT),
+    E("gen_ai.assistant.message", false, LG_LLM_CONTENT_PROMPT),
+    E("gen_ai.tool.message", false, LG_LLM_CONTENT_PROMPT),
+    E("gen_ai.content.prompt", false, LG_LLM_CONTENT_PROMPT),
+    E("gen_ai.choice", false, LG_LLM_CONTENT_COMPLETION),
+    E("gen_ai.content.completion", false, LG_LLM_CONTENT_COMPLETION),
 };
 
 static enum lg_llm_content_kind lookup(const struct content_name *t, size_t n, const char *s,
@@ -77,7 +81,7 @@ static enum lg_llm_content_kind lookup(const struct content_name *t, size_t n, c
     if (!s)
         return LG_LLM_CONTENT_NONE;
     for (size_t i = 0; i < n; i++) {
-        size_t nl = strlen(t[i].name);
+        size_t nl = t[i].len;
         if (!t[i].prefix) {
             if (len == nl && memcmp(s, t[i].name, nl) == 0)
                 return t[i].kind;
