@@ -9,6 +9,7 @@
 #include "conf.h"
 #include "log.h"
 #include "runtime.h"
+#include "../exporters/interaction_store.h"
 
 extern const char lg_default_config[];
 
@@ -29,6 +30,7 @@ static void usage(FILE *f)
           "  print-config   print the merged configuration as YAML\n"
           "  components     list the available component types (--verbose: with their settings)\n"
           "  version        print the version\n"
+          "  store          read the interaction store (llmgate store --help)\n"
           "\n"
           "options:\n"
           "  --config FILE          YAML config; repeat to merge (later wins). Also file:PATH,\n"
@@ -136,6 +138,9 @@ int main(int argc, char **argv)
     size_t nsources = 0;
     bool verbose = false;
     const char *log_format = NULL, *log_level = NULL, *shutdown_timeout = DEFAULT_SHUTDOWN_TIMEOUT;
+
+    if (argc > 1 && strcmp(argv[1], "store") == 0)
+        return lg_store_cli_main(argc - 1, argv + 1);
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
