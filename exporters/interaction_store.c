@@ -28,6 +28,8 @@
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
 
 #include "../core/b64.h"
 #include "../core/exporter_helper.h"
@@ -61,6 +63,7 @@ struct store_conf {
     const char *directory;
     const char *key_file;
     const char *key_env;
+    bool create_key;
     struct failed_conf failed;
     struct successful_conf successful;
     struct retention_conf retention;
@@ -158,6 +161,9 @@ static const struct lg_conf_field store_fields[] = {
                    "file holding the key: base64 of 32 random bytes (`llmgate store keygen`)"),
     LG_CONF_STRING("key_env", NULL, struct store_conf, key_env,
                    "environment variable holding the key instead (base64 of 32 bytes)"),
+    LG_CONF_BOOL("create_key", "false", struct store_conf, create_key,
+                 "generate key_file (0600) when it does not exist: for local use; a key beside the "
+                 "data does not protect it from whoever can read both"),
     LG_CONF_CUSTOM("failed", "all", struct store_conf, failed, parse_failed,
                    "which failed calls are stored: all | none | {enabled, finish_reasons}"),
     LG_CONF_SECTION("successful", struct store_conf, successful, successful_fields,
@@ -180,6 +186,7 @@ struct store_state {
     struct lg_component *c;
     struct store_conf *conf;
     struct lg_store_key key;
+    bool key_at_start; /* create_key and no key_file yet: made and loaded by start() */
     uint64_t threshold;
     const char *salt;
     struct lg_exporter_helper *helper;
@@ -801,6 +808,52 @@ static struct lg_counter *counter(struct lg_component *c, const char *name, cons
     return lg_telemetry_counter(c->rt ? c->rt->telemetry : NULL, name, help, labels);
 }
 
+static void store_destroy(struct lg_component *c);
+
+/** create_key: writes a new random key to `path` (0600, never over an existing file),
+ *  creating its parent directory (0700) when that is missing. */
+static int create_key_file(struct lg_component *c, const char *path, struct lg_err *err)
+{
+    uint8_t key[32];
+    if (RAND_bytes(key, sizeof key) != 1)
+        return lg_err_set(err, LG_EINTERNAL, "cannot get random bytes for a new store key");
+    char *text = lg_base64_encode(key, sizeof key, false);
+    OPENSSL_cleanse(key, sizeof key);
+    if (text == NULL)
+        return lg_err_set(err, LG_ENOMEM, "out of memory");
+    char *dir = strdup(path);
+    char *slash = dir ? strrchr(dir, '/') : NULL;
+    if (slash && slash != dir) {
+        *slash = '\0';
+        if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+            int e = errno;
+            free(dir);
+            OPENSSL_cleanse(text, strlen(text));
+            free(text);
+            return lg_err_set(err, LG_EIO, "cannot create directory for key_file \"%s\": %s", path, strerror(e));
+        }
+    }
+    free(dir);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    int rc = LG_OK;
+    if (fd < 0) {
+        rc = lg_err_set(err, LG_EIO, "cannot create key_file \"%s\": %s", path, strerror(errno));
+    } else {
+        size_t len = strlen(text);
+        if (write(fd, text, len) != (ssize_t)len || write(fd, "\n", 1) != 1 || fsync(fd) != 0)
+            rc = lg_err_set(err, LG_EIO, "cannot write key_file \"%s\": %s", path, strerror(errno));
+        close(fd);
+        if (rc != LG_OK)
+            unlink(path);
+    }
+    OPENSSL_cleanse(text, strlen(text));
+    free(text);
+    if (rc == LG_OK)
+        lg_warn(c->id, "created a new store key in \"%s\": records cannot be read without it; for "
+                       "production keep the key apart from the data (key_env from a secret)", path);
+    return rc;
+}
+
 static int store_create(struct lg_component *c, struct lg_err *err)
 {
     struct store_conf *conf = c->conf;
@@ -810,6 +863,8 @@ static int store_create(struct lg_component *c, struct lg_err *err)
     if (has_file == has_env)
         return conf_err(c, has_file ? "key_env" : "key_file", err,
                         "exactly one of key_file and key_env is required");
+    if (conf->create_key && !has_file)
+        return conf_err(c, "create_key", err, "create_key needs key_file");
     if (conf->helper.sending_queue.storage)
         return lg_conf_error(err,
                              lg_node_get(lg_node_get(c->conf_node, "sending_queue"), "storage"),
@@ -839,8 +894,11 @@ static int store_create(struct lg_component *c, struct lg_err *err)
     pthread_cond_init(&st->wake, &ca);
     pthread_condattr_destroy(&ca);
     c->state = st;
-    int rc;
-    if (has_file) {
+    int rc = LG_OK;
+    /* `llmgate validate` runs create() too: the key file is made at start, not here */
+    if (has_file && conf->create_key && access(conf->key_file, F_OK) != 0 && errno == ENOENT)
+        st->key_at_start = true;
+    else if (has_file) {
         bool loose = false;
         rc = lg_store_key_load_file(conf->key_file, &st->key, &loose, err);
         if (rc == LG_OK && loose)
@@ -851,6 +909,7 @@ static int store_create(struct lg_component *c, struct lg_err *err)
     }
     if (rc != LG_OK) {
         lg_err_prefix(err, "exporters.%s", c->id);
+        store_destroy(c); /* the runtime does not call destroy() after a failed create() */
         return rc;
     }
     st->written_failed = counter(c, "llmgate_interaction_store_records",
@@ -879,14 +938,29 @@ static int store_create(struct lg_component *c, struct lg_err *err)
     st->perm_fixed =
         counter(c, "llmgate_interaction_store_permissions_fixed",
                 "Store directory or segments whose loose mode was fixed at start.", NULL);
-    return lg_exporter_helper_create(c, &conf->helper, store_send, st, &st->helper, err);
+    rc = lg_exporter_helper_create(c, &conf->helper, store_send, st, &st->helper, err);
+    if (rc != LG_OK)
+        store_destroy(c);
+    return rc;
 }
 
 static int store_start(struct lg_component *c, struct lg_err *err)
 {
     struct store_state *st = c->state;
     int fixed = 0;
-    int rc = lg_store_check_dir(st->conf->directory, true, st->conf->fix_permissions, &fixed, err);
+    int rc;
+    if (st->key_at_start) {
+        rc = create_key_file(c, st->conf->key_file, err);
+        bool loose = false;
+        if (rc == LG_OK)
+            rc = lg_store_key_load_file(st->conf->key_file, &st->key, &loose, err);
+        if (rc != LG_OK) {
+            lg_err_prefix(err, "exporters.%s", c->id);
+            return rc;
+        }
+        st->key_at_start = false;
+    }
+    rc = lg_store_check_dir(st->conf->directory, true, st->conf->fix_permissions, &fixed, err);
     if (rc != LG_OK) {
         lg_err_prefix(err, "exporters.%s", c->id);
         return rc;

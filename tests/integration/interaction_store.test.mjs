@@ -192,3 +192,32 @@ test('interaction_store: loose permissions are fixed at start, or refused with f
     assert.notEqual(v.status, 0);
     assert.match(v.stderr, /exporters\.interaction_store\.key_env: exactly one of key_file and key_env is required/);
 });
+
+test('interaction_store create_key: validate has no side effect, start makes a 0600 key the CLI reads', async (t) => {
+    const ctx = await makeContext();
+    const store = join(ctx.dir, 'data', 'interactions');
+    const keyFile = join(ctx.dir, 'data', 'store.key');
+    const cfg = storeConfig(ctx, { directory: store, key_file: keyFile, create_key: true });
+    const cfgFile = join(ctx.dir, 'create.yaml');
+    writeFileSync(cfgFile, JSON.stringify(cfg));
+    const v = runCli(['validate', '--config', cfgFile]);
+    assert.equal(v.status, 0, v.stderr);
+    assert.throws(() => statSync(keyFile), /ENOENT/, 'validate must not create the key');
+
+    const gw = await startGateway(t, { ctx, config: () => cfg });
+    assert.equal(statSync(keyFile).mode & 0o777, 0o600);
+    assert.equal(statSync(join(ctx.dir, 'data')).mode & 0o777, 0o700);
+    assert.match(gw.stderr, /created a new store key/);
+    const ids = await postFailed(gw, 'k', 2);
+    await gw.stop();
+    assert.equal(gw.exit.code, 0, gw.describe());
+    const r = runCli(['store', 'export', '--dir', store, '--key-file', keyFile]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(exportLines(r.stdout).map((x) => x.span_id).sort(), [...ids].sort());
+
+    // A second start reuses the key (no new one): the records stay readable.
+    const gw2 = await startGateway(t, { ctx, config: () => cfg });
+    assert.doesNotMatch(gw2.stderr, /created a new store key/);
+    await gw2.stop();
+    assert.equal(runCli(['store', 'list', '--dir', store, '--key-file', keyFile]).status, 0);
+});
