@@ -25,6 +25,9 @@ struct lg_azmon_map_opts {
     const char *ikey;        /* instrumentation key (GUID), written to every envelope */
     const char *sdk_version; /* ai.internal.sdkVersion value */
     bool llm_measurements;   /* LLM spans also get cost and token counts as measurements */
+    bool no_resource_metric; /* do not send the `_OTELRESOURCE_` metric envelope (one per
+                              * resource of a traces batch; the official exporter sends it
+                              * unless OTEL_RESOURCE_METRIC_DISABLED is set) */
 };
 
 /** One envelope as compact JSON (no newline). `json` is malloc'd, owned by the list. */
