@@ -131,9 +131,11 @@ static void test_embedded_default_config_is_valid(void **state)
     if (rc != LG_OK)
         fail_msg("%s", err.msg);
     assert_int_equal(rt.npipelines, 4);
-    /* shared: otlp, llm_metrics, forward/export, debug, prometheus, health_check;
-     * per pipeline: llm_cost (traces) and batch (traces/export, metrics, logs) */
-    assert_int_equal(rt.ncomponents, 10);
+    /* shared: otlp, llm_metrics, forward/export, interaction_store, debug, prometheus,
+     * health_check; per pipeline: memory_limiter + llm_cost (traces), tail_sampling +
+     * redaction + batch (traces/export), memory_limiter + batch (metrics), memory_limiter +
+     * redaction + batch (logs) */
+    assert_int_equal(rt.ncomponents, 17);
     lg_runtime_destroy(&rt);
 }
 
