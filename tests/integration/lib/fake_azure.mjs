@@ -10,7 +10,10 @@
 //   window, property types) and answers like the service: 200 when all are accepted, 206
 //   with per-item errors {index, statusCode: 400, message} for invalid ones.
 // - A script (respond()) can override the answer per request: a status (429/500/503 with
-//   Retry-After, 307/308 with Location), or a 206 with chosen per-item codes.
+//   Retry-After, 307/308 with Location), or a 206 with chosen per-item codes (and
+//   messages, e.g. "Telemetry sampled out."), optionally after a delay.
+// - FakeTokenEndpoint: an Entra ID token endpoint (client-credentials grant) that records
+//   each request's form and hands out numbered tokens with a chosen lifetime.
 // Owns: its server and the ledgers `requests` (every request, in order) and `accepted`
 // (envelopes answered with 200/206-accepted, in order).
 
@@ -179,8 +182,9 @@ export class FakeIngestion {
     }
 
     /** `fn({index, headers, envelopes, errors})` returns null (default answer) or
-     *  {status, headers?, body?} or {itemCodes: [code per envelope]} (a 206/200 built from
-     *  the codes; items with 200 are accepted). */
+     *  {status, headers?, body?} or {itemCodes: [code per envelope], itemMessages?: [text per
+     *  envelope]} (a 206/200 built from the codes; items with 200 are accepted); any of them
+     *  may add delayMs (answer that much later). */
     respond(fn) { this.script = fn; }
 
     get url() { return `${this.opts.tls ? 'https' : 'http'}://${LOOPBACK}:${this.port}/`; }
@@ -239,13 +243,19 @@ export class FakeIngestion {
                 envelopes: [],
                 errors: [],
                 status: 0,
+                at: Date.now(),
             };
             this.requests.push(rec);
+            let delayMs = 0;
             const send = (status, body, headers = {}) => {
                 rec.status = status;
                 const text = body === undefined ? '' : typeof body === 'string' ? body : JSON.stringify(body);
-                res.writeHead(status, { 'content-type': 'application/json', ...headers });
-                res.end(text);
+                const reply = () => {
+                    res.writeHead(status, { 'content-type': 'application/json', ...headers });
+                    res.end(text);
+                };
+                if (delayMs > 0) setTimeout(reply, delayMs);
+                else reply();
             };
             if (req.method !== 'POST' || !req.url.startsWith('/v2.1/track') && !req.url.startsWith('/v2/track'))
                 return send(404, { error: `no route ${req.method} ${req.url}` });
@@ -263,13 +273,14 @@ export class FakeIngestion {
             const problems = envs.map((e) => validateEnvelope(e, { checkTime: this.opts.checkTime !== false }));
             rec.errors = problems.flatMap((p, i) => p.map((m) => `item ${i}: ${m}`));
             const scripted = this.script ? this.script(rec) : null;
+            delayMs = scripted?.delayMs ?? 0;
             if (scripted && scripted.status !== undefined)
                 return send(scripted.status, scripted.body, scripted.headers);
             const codes = scripted?.itemCodes ?? problems.map((p) => (p.length ? 400 : 200));
             const errors = [];
             codes.forEach((c, i) => {
                 if (c === 200) this.accepted.push(envs[i]);
-                else errors.push({ index: i, statusCode: c, message: problems[i]?.join('; ') || `scripted ${c}` });
+                else errors.push({ index: i, statusCode: c, message: scripted?.itemMessages?.[i] ?? (problems[i]?.join('; ') || `scripted ${c}`) });
             });
             send(errors.length ? 206 : 200, {
                 itemsReceived: envs.length,
@@ -279,4 +290,122 @@ export class FakeIngestion {
             }, scripted?.headers);
         });
     }
+}
+
+/** span id (data.baseData.id) of a Request or RemoteDependency envelope, else undefined. */
+export function envelopeSpanId(e) {
+    if (e?.name !== 'Microsoft.ApplicationInsights.Request' && e?.name !== 'Microsoft.ApplicationInsights.RemoteDependency')
+        return undefined;
+    return e.data?.baseData?.id;
+}
+
+/** Accepted Request/RemoteDependency envelopes counted by span id: Map id -> count. */
+export function acceptedSpanCounts(fake) {
+    const m = new Map();
+    for (const e of fake.accepted) {
+        const id = envelopeSpanId(e);
+        if (id !== undefined) m.set(id, (m.get(id) ?? 0) + 1);
+    }
+    return m;
+}
+
+/**
+ * A fake Entra ID token endpoint: POST {base}/{tenant}/oauth2/v2.0/token (or any path) with
+ * an application/x-www-form-urlencoded client-credentials request. Answers
+ * {access_token: `tok-N`, expires_in} where N counts fetches from 1; `expiresIn` (seconds)
+ * may be changed between fetches. Records every request's form in `requests`.
+ */
+export class FakeTokenEndpoint {
+    constructor({ expiresIn = 3600 } = {}) {
+        this.expiresIn = expiresIn;
+        this.requests = [];
+        this.server = null;
+        this.port = 0;
+    }
+
+    get authorityHost() { return `http://${LOOPBACK}:${this.port}/`; }
+
+    async start() {
+        this.server = http.createServer((req, res) => {
+            const chunks = [];
+            req.on('data', (c) => chunks.push(c));
+            req.on('end', () => {
+                const form = Object.fromEntries(new URLSearchParams(Buffer.concat(chunks).toString('utf8')));
+                this.requests.push({ path: req.url, form, headers: { ...req.headers }, at: Date.now() });
+                const n = this.requests.length;
+                res.writeHead(200, { 'content-type': 'application/json' });
+                res.end(JSON.stringify({ token_type: 'Bearer', expires_in: this.expiresIn, ext_expires_in: this.expiresIn, access_token: `tok-${n}` }));
+            });
+        });
+        await new Promise((resolve, reject) => {
+            this.server.once('error', reject);
+            this.server.listen(0, LOOPBACK, resolve);
+        });
+        this.port = this.server.address().port;
+        return this;
+    }
+
+    async stop() {
+        if (!this.server) return;
+        const s = this.server;
+        this.server = null;
+        await new Promise((resolve) => {
+            s.close(() => resolve());
+            if (s.closeAllConnections) s.closeAllConnections();
+            setTimeout(resolve, 2000).unref();
+        });
+    }
+}
+
+/** An instrumentation key for tests (a GUID). */
+export const TEST_IKEY = '11111111-2222-4333-8444-555555555555';
+
+/**
+ * A gateway config: otlp receiver (HTTP + gRPC) -> azure_monitor (with `exporter` merged
+ * into its settings) -> the fake at ingestionUrl; self-metrics and health on ctx's ports.
+ * opts.storage: a file_storage extension for a persistent sending queue.
+ * opts.processors: {id: config} put in the pipeline in order.
+ */
+export function azureGatewayConfig(ctx, ingestionUrl, exporter = {}, opts = {}) {
+    const extensions = { health_check: { endpoint: `${LOOPBACK}:${ctx.ports.health}` } };
+    if (opts.storage) extensions.file_storage = { directory: path.join(ctx.dir, 'queue'), create_directory: true };
+    const { sending_queue: sq, ...rest } = exporter;
+    return {
+        receivers: {
+            otlp: {
+                protocols: {
+                    grpc: { endpoint: `${LOOPBACK}:${ctx.ports.grpc}` },
+                    http: { endpoint: `${LOOPBACK}:${ctx.ports.http}` },
+                },
+            },
+        },
+        ...(opts.processors ? { processors: opts.processors } : {}),
+        exporters: {
+            azure_monitor: {
+                connection_string: `InstrumentationKey=${TEST_IKEY};IngestionEndpoint=${ingestionUrl}`,
+                timeout: '2s',
+                retry_on_failure: { initial_interval: '100ms', max_interval: '1s', max_elapsed_time: '0' },
+                ...rest,
+                sending_queue: {
+                    num_consumers: 2,
+                    queue_size: 100000,
+                    sizer: 'items',
+                    ...(opts.storage ? { storage: 'file_storage' } : {}),
+                    ...(sq ?? {}),
+                },
+            },
+        },
+        extensions,
+        service: {
+            extensions: Object.keys(extensions),
+            telemetry: { metrics: { address: `${LOOPBACK}:${ctx.ports.metrics}` } },
+            pipelines: {
+                traces: {
+                    receivers: ['otlp'],
+                    ...(opts.processors ? { processors: Object.keys(opts.processors) } : {}),
+                    exporters: ['azure_monitor'],
+                },
+            },
+        },
+    };
 }
