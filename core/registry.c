@@ -22,11 +22,10 @@ extern const struct lg_component_type lg_bearertokenauth_extension;
 extern const struct lg_component_type lg_loadbalancing_exporter;
 extern const struct lg_component_type lg_attributes_processor;
 extern const struct lg_component_type lg_resource_processor;
-/* Weak while these are being written: a missing one is left out of the table. */
-extern const struct lg_component_type lg_tail_sampling_processor __attribute__((weak));
-extern const struct lg_component_type lg_redaction_processor __attribute__((weak));
-extern const struct lg_component_type lg_azure_monitor_exporter __attribute__((weak));
-extern const struct lg_component_type lg_interaction_store_exporter __attribute__((weak));
+extern const struct lg_component_type lg_tail_sampling_processor;
+extern const struct lg_component_type lg_redaction_processor;
+extern const struct lg_component_type lg_azure_monitor_exporter;
+extern const struct lg_component_type lg_interaction_store_exporter;
 
 static const struct lg_component_type *const all_types[] = {
     &lg_otlp_receiver,
@@ -61,8 +60,7 @@ static void registry_init(void)
 {
     size_t n = 0;
     for (size_t i = 0; i < LG_ARRAY_LEN(all_types); i++)
-        if (all_types[i])
-            registry[n++] = all_types[i];
+        registry[n++] = all_types[i];
     registry[n] = NULL;
 }
 
