@@ -716,8 +716,10 @@ int lg_http_resume(struct lg_http_server *s, struct evhttp_request *req, lg_http
     else
         s->resumed_head = it;
     s->resumed_tail = it;
+    /* under the lock: finish_loop (which sets loop_done) cannot run between the check and
+     * this, so the event and the server still exist. Thread-safe: evthread_use_pthreads ran. */
+    event_active(s->resume_ev, EV_READ, 0);
     pthread_mutex_unlock(&s->resume_mu);
-    event_active(s->resume_ev, EV_READ, 0); /* thread-safe: evthread_use_pthreads ran */
     return LG_OK;
 }
 

@@ -756,14 +756,25 @@ struct http_job {
     struct http_job *next;
     struct otlp_http *h;
     struct evhttp_request *req;
+    struct evbuffer *body; /* the request body, moved out of the request: the job owns it, so
+                            * a server that frees its requests (stop past the deadline) does
+                            * not pull the body from under a worker */
     struct http_call call;
 };
+
+static void job_free(struct http_job *job)
+{
+    free(job->call.reply);
+    if (job->body)
+        evbuffer_free(job->body);
+    free(job);
+}
 
 static void job_reply(struct evhttp_request *req, void *arg)
 {
     struct http_job *job = arg;
     send_call_reply(req, &job->call);
-    free(job);
+    job_free(job);
 }
 
 static void *worker_main(void *arg)
@@ -782,11 +793,8 @@ static void *worker_main(void *arg)
         h->queued--;
         pthread_mutex_unlock(&h->mu);
         process_call(h, &job->call);
-        if (lg_http_resume(h->srv, job->req, job_reply, job) != LG_OK) {
-            /* the server finished past its deadline: the connection is gone */
-            free(job->call.reply);
-            free(job);
-        }
+        if (lg_http_resume(h->srv, job->req, job_reply, job) != LG_OK)
+            job_free(job); /* the server finished past its deadline: the connection is gone */
         pthread_mutex_lock(&h->mu);
     }
     pthread_mutex_unlock(&h->mu);
@@ -802,10 +810,19 @@ static bool pool_submit(struct otlp_http *h, struct evhttp_request *req, const s
     pthread_mutex_lock(&h->mu);
     bool room = h->queued < h->max_queued && !h->pool_stop;
     pthread_mutex_unlock(&h->mu);
-    struct http_job *job = room ? malloc(sizeof *job) : NULL;
-    if (job == NULL)
-        return false;
-    *job = (struct http_job){.h = h, .req = req, .call = *call};
+    struct http_job *job = room ? calloc(1, sizeof *job) : NULL;
+    struct evbuffer *body = job ? evbuffer_new() : NULL;
+    if (body == NULL || evbuffer_add_buffer(body, evhttp_request_get_input_buffer(req)) != 0) {
+        if (body)
+            evbuffer_free(body);
+        free(job);
+        return false; /* the caller decodes on the loop thread (call->body is still valid:
+                       * a failed move leaves the request's buffer as it was) */
+    }
+    *job = (struct http_job){.h = h, .req = req, .body = body, .call = *call};
+    /* the request's buffer was already pulled up into one chain and moving keeps the chain,
+     * so this pullup allocates nothing and cannot fail */
+    job->call.body = call->body_len > 0 ? evbuffer_pullup(body, -1) : NULL;
     lg_http_defer(h->srv);
     pthread_mutex_lock(&h->mu);
     if (h->tail)
@@ -998,8 +1015,11 @@ void otlp_http_destroy(struct otlp_receiver *r)
 {
     if (r->http == NULL)
         return;
-    lg_http_server_free(r->http->srv);
+    /* stop the loop (deferred replies are sent or refused), then the workers, then free the
+     * server: a worker may still be inside lg_http_resume until pool_stop returns */
+    lg_http_server_stop(r->http->srv, lg_now_mono_ns());
     pool_stop(r->http);
+    lg_http_server_free(r->http->srv);
     pthread_mutex_destroy(&r->http->mu);
     pthread_cond_destroy(&r->http->cv);
     free(r->http);
