@@ -115,11 +115,14 @@ bool lg_any_value_equal(const lg_any_value *x, const lg_any_value *y)
 
 /* ---- parsing ---- */
 
+/* PCRE2_MATCH_INVALID_UTF: attribute text is not checked for UTF-8 on the way in, and a
+ * UTF pattern must still match (or not) bytes that are not valid UTF-8 instead of failing,
+ * as Go's regexp does: a key with a stray byte must not escape a delete pattern. */
 pcre2_code *lg_conf_regex(const struct lg_node *n, const char *pattern, struct lg_err *err)
 {
     int ecode;
     PCRE2_SIZE eoff;
-    pcre2_code *re = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED, PCRE2_UTF, &ecode, &eoff, NULL);
+    pcre2_code *re = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_MATCH_INVALID_UTF, &ecode, &eoff, NULL);
     if (re == NULL) {
         PCRE2_UCHAR msg[160];
         pcre2_get_error_message(ecode, msg, sizeof msg);

@@ -153,8 +153,15 @@ static size_t scan_one(const pcre2_code *re, int kind, const char *s, size_t len
     size_t found = 0, off = 0;
     while (off < len) {
         int rc = pcre2_match(re, (PCRE2_SPTR)s, len, off, 0, md, NULL);
-        if (rc < 0)
-            break; /* no match (or a match limit hit: nothing more to find safely) */
+        if (rc == PCRE2_ERROR_NOMATCH)
+            break;
+        if (rc < 0) {
+            /* a match or depth limit: what is left cannot be searched, so it is masked
+             * whole (failing closed) rather than forwarded unchecked */
+            lg_pii_ranges_add(r, off, len, kind);
+            found++;
+            break;
+        }
         const PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
         size_t st = ov[0], en = ov[1];
         if (en <= st) {
@@ -162,8 +169,23 @@ static size_t scan_one(const pcre2_code *re, int kind, const char *s, size_t len
             continue;
         }
         off = en;
-        if (kind == LG_PII_CARD && !lg_luhn_valid(s + st, en - st))
-            continue;
+        if (kind == LG_PII_CARD && !lg_luhn_valid(s + st, en - st)) {
+            /* a card followed by more digit groups (a CVV, an amount): try the shorter runs
+             * that end at a separator, longest first, down to 13 digits */
+            size_t best = 0;
+            for (size_t e = en; e > st && best == 0; e--) {
+                if (e < en && (s[e] == ' ' || s[e] == '-')) {
+                    size_t nd = 0;
+                    for (size_t i = st; i < e; i++)
+                        nd += s[i] >= '0' && s[i] <= '9';
+                    if (nd >= 13 && lg_luhn_valid(s + st, e - st))
+                        best = e;
+                }
+            }
+            if (best == 0)
+                continue;
+            en = best;
+        }
         if (kind == LG_PII_IPV6 && !ipv6_valid(s + st, en - st))
             continue;
         lg_pii_ranges_add(r, st, en, kind);

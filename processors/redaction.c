@@ -210,17 +210,6 @@ struct redaction_state {
 #define S_BODY_ALLOWED_KEYS  "redaction.body.allowed.keys"
 #define S_BODY_ALLOWED_COUNT "redaction.body.allowed.count"
 
-static bool is_summary_key(const char *k)
-{
-    return strncmp(k, "redaction.", 10) == 0 &&
-           (strcmp(k, S_REDACTED_KEYS) == 0 || strcmp(k, S_REDACTED_COUNT) == 0 ||
-            strcmp(k, S_MASKED_KEYS) == 0 || strcmp(k, S_MASKED_COUNT) == 0 ||
-            strcmp(k, S_ALLOWED_KEYS) == 0 || strcmp(k, S_ALLOWED_COUNT) == 0 ||
-            strcmp(k, S_IGNORED_COUNT) == 0 || strcmp(k, S_BODY_MASKED_KEYS) == 0 ||
-            strcmp(k, S_BODY_MASKED_COUNT) == 0 || strcmp(k, S_BODY_ALLOWED_KEYS) == 0 ||
-            strcmp(k, S_BODY_ALLOWED_COUNT) == 0);
-}
-
 /* ---- small growable buffers (malloc'd scratch, reused for a whole batch) ---- */
 
 struct sbuf {
@@ -550,8 +539,12 @@ static enum value_outcome check_value(struct ctx *x, const char *key, const lg_a
         size_t off = 0;
         while (off <= len) {
             int rc = pcre2_match(st->blocked_v.re[i], (PCRE2_SPTR)s, len, off, 0, x->md, NULL);
-            if (rc < 0)
+            if (rc == PCRE2_ERROR_NOMATCH)
                 break;
+            if (rc < 0) { /* a match limit: mask the rest rather than pass it unchecked */
+                lg_pii_ranges_add(&r, off, len, MASK_BLOCKED);
+                break;
+            }
             const PCRE2_SIZE *ov = pcre2_get_ovector_pointer(x->md);
             if (ov[1] <= ov[0]) { /* empty match: step on */
                 off = (ov[1] > off ? ov[1] : off) + 1;
@@ -635,9 +628,10 @@ static int process_map(struct ctx *x, lg_kv *const *attrs, size_t n, enum map_mo
             content = strcmp(key, "event.name") == 0 ? LG_LLM_CONTENT_NONE : LG_LLM_CONTENT_PROMPT;
         else if (st->llm != LLM_KEEP)
             content = content_kind(x, key, klen);
-        if (is_summary_key(key)) {
-            /* ours (or an earlier redaction's): kept and merged into below */
-        } else if (content != LG_LLM_CONTENT_NONE &&
+        /* Summary keys that arrive (an earlier redaction's, or a client's) go through the
+         * same rules as any key, as in the Collector: a client must not smuggle values past
+         * the masks under a redaction.* name. What survives is merged into below. */
+        if (content != LG_LLM_CONTENT_NONE &&
                    (st->llm == LLM_DROP || mode == MAP_CONTENT_DROP)) {
             act = REMOVE;
             x->n_cdropped++;

@@ -76,6 +76,9 @@ static void test_card_luhn(void **state)
     assert_string_equal(scan("card 4111-1111-1111-1111"), "credit_card=4111-1111-1111-1111");
     assert_string_equal(scan("amex 378282246310005"), "credit_card=378282246310005");
     assert_string_equal(scan("mc 5500 0000 0000 0004"), "credit_card=5500 0000 0000 0004");
+    /* a card followed by more digit groups (CVV, amount) is still found */
+    assert_string_equal(scan("card 4111 1111 1111 1111 123"), "credit_card=4111 1111 1111 1111");
+    assert_string_equal(scan("4111111111111111 12"), "credit_card=4111111111111111");
     /* a Luhn-invalid 16-digit number is not a card */
     assert_string_equal(scan("order 4111111111111112"), "");
     assert_string_equal(scan("order 1234 5678 9012 3456"), "");

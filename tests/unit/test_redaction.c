@@ -404,7 +404,9 @@ static void test_summary_merges_with_earlier_pass(void **state)
 {
     (void)state;
     struct fixture f;
-    setup_ok(&f, "redaction:\n  allowed_keys: [keep]\n  summary: debug\n");
+    /* an earlier pass's summary survives only when allowed, like any key */
+    setup_ok(&f, "redaction:\n  allowed_keys: [keep, redaction.redacted.keys, redaction.redacted.count]\n"
+                 "  summary: debug\n");
     struct tattr at[] = {{"redaction.redacted.keys", 's', "b,x"},
                          {"redaction.redacted.count", 'i', "2"},
                          {"a", 's', "1"},
@@ -413,6 +415,28 @@ static void test_summary_merges_with_earlier_pass(void **state)
     const lg_span *s = out_span(&f, 0);
     assert_string_equal(sstr(s, "redaction.redacted.keys"), "a,b,x");
     assert_int_equal(sint(s, "redaction.redacted.count"), 3);
+    assert_string_equal(sstr(s, "keep"), "k");
+    free_processor(&f);
+}
+
+/* A client cannot pass values through the masks by naming them like a summary attribute. */
+static void test_summary_named_keys_get_no_exemption(void **state)
+{
+    (void)state;
+    struct fixture f;
+    setup_ok(&f, "redaction:\n  allow_all_keys: true\n  blocked_values: ['secret']\n  pii: {email: true}\n");
+    struct tattr at[] = {{"redaction.masked.keys", 's', "secret bob@example.com"}, {"other", 's', "secret"}};
+    run(&f, one_span(at, 2));
+    const lg_span *s = out_span(&f, 0);
+    assert_string_equal(sstr(s, "redaction.masked.keys"), "**** [EMAIL]");
+    assert_string_equal(sstr(s, "other"), "****");
+    free_processor(&f);
+
+    setup_ok(&f, "redaction:\n  allowed_keys: [keep]\n");
+    struct tattr at2[] = {{"redaction.redacted.keys", 's', "smuggled"}, {"keep", 's', "k"}};
+    run(&f, one_span(at2, 2));
+    s = out_span(&f, 0);
+    assert_null(lg_attr_find(s->attributes, s->n_attributes, "redaction.redacted.keys"));
     assert_string_equal(sstr(s, "keep"), "k");
     free_processor(&f);
 }
@@ -1124,6 +1148,7 @@ int main(void)
         cmocka_unit_test(test_redact_all_types),
         cmocka_unit_test(test_summary_levels),
         cmocka_unit_test(test_summary_merges_with_earlier_pass),
+        cmocka_unit_test(test_summary_named_keys_get_no_exemption),
         cmocka_unit_test(test_resource_and_event_attributes),
         cmocka_unit_test(test_pii_masks_in_values),
         cmocka_unit_test(test_pii_hashed_with_hash_function),
