@@ -143,7 +143,9 @@ struct lb_state {
     pthread_mutex_t stop_mu;
     pthread_cond_t stop_cv;
     bool stopping;
-    char last_dns[4096];   /* the last resolved list, to see changes */
+    char **last_keys;      /* the last resolved list applied (resolver thread only) */
+    size_t nlast;
+    bool last_incomplete;  /* some backend of it could not be started: apply again */
     struct lg_counter *resolutions_ok, *resolutions_failed, *backend_updates, *no_backend;
 };
 
@@ -323,51 +325,55 @@ static void table_free(struct table *t, bool with_backends)
     free(t);
 }
 
-/** A table over `keys` (sorted), reusing the backends of `old` that are still listed
- *  (reused[j] set for those; old itself is not touched: consume() may be reading it). New
- *  backends are created, not started. NULL with err set on failure (nothing changed). */
-static struct table *table_new(struct lb_state *st, char **keys, size_t n, const struct table *old,
-                               bool *reused, struct lg_err *err)
+/** A table over the keys (sorted) that have a backend in `pool` (matched by key; used[j]
+ *  set for the ones taken). Keys without one are left out. NULL on OOM. */
+static struct table *table_from(char **keys, size_t n, struct backend **pool, size_t npool, bool *used)
 {
     struct table *t = calloc(1, sizeof *t);
-    bool *is_new = calloc(n ? n : 1, sizeof *is_new);
-    if (t == NULL || is_new == NULL || (t->backends = calloc(n ? n : 1, sizeof *t->backends)) == NULL) {
+    if (t == NULL || (t->backends = calloc(n ? n : 1, sizeof *t->backends)) == NULL) {
         free(t);
-        free(is_new);
-        lg_err_set(err, LG_ENOMEM, "out of memory");
         return NULL;
     }
-    for (size_t i = 0; i < n; i++) {
-        struct backend *b = NULL;
-        for (size_t j = 0; old && j < old->n && b == NULL; j++)
-            if (strcmp(old->backends[j]->key, keys[i]) == 0) {
-                b = old->backends[j];
-                reused[j] = true;
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < npool; j++)
+            if (!used[j] && pool[j] && strcmp(pool[j]->key, keys[i]) == 0) {
+                used[j] = true;
+                t->backends[t->n++] = pool[j];
+                break;
             }
-        if (b == NULL) {
-            if ((b = backend_new(st, keys[i], err)) == NULL)
-                goto fail;
-            is_new[t->n] = true;
-        }
-        t->backends[t->n++] = b;
-    }
     /* keys are sorted, so backends are in key order: the ring depends on that order */
     if (table_build_ring(t) != LG_OK) {
-        lg_err_set(err, LG_ENOMEM, "out of memory");
-        goto fail;
+        for (size_t j = 0; j < npool; j++)
+            used[j] = false;
+        t->n = 0;
+        table_free(t, false);
+        return NULL;
     }
-    free(is_new);
     return t;
-fail:
-    for (size_t i = 0; i < t->n; i++)
-        if (is_new[i])
-            backend_free(t->backends[i]);
-    for (size_t j = 0; old && j < old->n; j++)
-        reused[j] = false;
-    t->n = 0;
-    table_free(t, false);
-    free(is_new);
-    return NULL;
+}
+
+/** The static resolver's table: a backend per key, created (not started) now. */
+static struct table *table_new(struct lb_state *st, char **keys, size_t n, struct lg_err *err)
+{
+    struct backend **pool = calloc(n ? n : 1, sizeof *pool);
+    bool *used = calloc(n ? n : 1, sizeof *used);
+    struct table *t = NULL;
+    size_t made = 0;
+    if (pool && used) {
+        for (; made < n; made++)
+            if ((pool[made] = backend_new(st, keys[made], err)) == NULL)
+                break;
+        if (made == n && (t = table_from(keys, n, pool, n, used)) == NULL)
+            lg_err_set(err, LG_ENOMEM, "out of memory");
+    } else {
+        lg_err_set(err, LG_ENOMEM, "out of memory");
+    }
+    if (t == NULL)
+        for (size_t j = 0; pool && j < made; j++)
+            backend_free(pool[j]);
+    free(pool);
+    free(used);
+    return t;
 }
 
 static int table_start(struct table *t, struct lg_err *err)
@@ -685,42 +691,93 @@ static void keys_free(char **keys, size_t n)
     free(keys);
 }
 
-/** Applies a resolved list (sorted): a new table in, backends no longer listed drained and
- *  freed; then starts whatever is not started yet (a failed start is tried again next round). */
+static bool same_keys(char **a, size_t na, char **b, size_t nb)
+{
+    if (na != nb)
+        return false;
+    for (size_t i = 0; i < na; i++)
+        if (strcmp(a[i], b[i]) != 0)
+            return false;
+    return true;
+}
+
+/** Applies a resolved list (sorted, owned by the caller). New backends are created and
+ *  started BEFORE the table that routes to them is published; one that cannot be created
+ *  or started is left out of the ring (the rest still get traffic) and the list is tried
+ *  again on the next round. Backends no longer listed drain and go. */
 static void apply_keys(struct lb_state *st, char **keys, size_t n)
 {
-    char joined[sizeof st->last_dns];
-    size_t jl = 0;
-    joined[0] = '\0';
-    for (size_t i = 0; i < n && jl < sizeof joined; i++)
-        jl += (size_t)snprintf(joined + jl, sizeof joined - jl, "%s,", keys[i]);
-    struct lg_err err = {0};
-    if (strcmp(joined, st->last_dns) != 0) {
-        struct table *old = st->table; /* only the resolver (or start) replaces it */
-        bool *reused = calloc(old && old->n ? old->n : 1, sizeof *reused);
-        struct table *t = reused ? table_new(st, keys, n, old, reused, &err) : NULL;
-        if (t == NULL) {
-            lg_log(LG_LOG_ERROR, st->c->id, "cannot apply backend list %s: %s", joined,
-                   reused ? err.msg : "out of memory");
-            free(reused);
-            return;
-        }
-        pthread_rwlock_wrlock(&st->lock);
-        st->table = t;
-        pthread_rwlock_unlock(&st->lock);
-        snprintf(st->last_dns, sizeof st->last_dns, "%s", joined);
-        lg_counter_add(st->backend_updates, 1);
-        lg_log(LG_LOG_INFO, st->c->id, "%zu backend(s): %s", n, joined);
-        for (size_t j = 0; old && j < old->n; j++)
-            if (!reused[j]) {
-                backend_drain(old->backends[j], lg_now_mono_ns() + REMOVED_DRAIN_NS);
-                backend_free(old->backends[j]);
-            }
-        table_free(old, false);
-        free(reused);
+    if (!st->last_incomplete && same_keys(keys, n, st->last_keys, st->nlast))
+        return;
+    struct table *old = st->table; /* only the resolver (or start) replaces it */
+    size_t nold = old ? old->n : 0;
+    struct backend **pool = calloc(nold + n + 1, sizeof *pool);
+    bool *used = calloc(nold + n + 1, sizeof *used);
+    char **copy = calloc(n + 1, sizeof *copy);
+    if (!pool || !used || !copy) {
+        free(pool);
+        free(used);
+        free(copy);
+        lg_log(LG_LOG_ERROR, st->c->id, "out of memory applying a new backend list");
+        return;
     }
-    if (st->table && table_start(st->table, &err) != LG_OK)
-        lg_log(LG_LOG_ERROR, st->c->id, "cannot start a backend: %s", err.msg);
+    size_t np = 0;
+    for (size_t j = 0; j < nold; j++)
+        pool[np++] = old->backends[j];
+    bool incomplete = false;
+    for (size_t i = 0; i < n; i++) {
+        bool have = false;
+        for (size_t j = 0; j < nold && !have; j++)
+            have = strcmp(old->backends[j]->key, keys[i]) == 0;
+        if (have)
+            continue;
+        struct lg_err err = {0};
+        struct backend *b = backend_new(st, keys[i], &err);
+        int rc = b == NULL ? LG_EINVAL : b->child->type->start ? b->child->type->start(b->child, &err) : LG_OK;
+        if (rc != LG_OK) {
+            lg_log(LG_LOG_ERROR, st->c->id, "backend %s left out until the next resolution: %s", keys[i], err.msg);
+            if (b)
+                backend_drain(b, lg_now_mono_ns());
+            backend_free(b);
+            incomplete = true;
+            continue;
+        }
+        b->started = b->child->started = true;
+        pool[np++] = b;
+    }
+    struct table *t = table_from(keys, n, pool, np, used);
+    if (t == NULL) {
+        for (size_t j = nold; j < np; j++) {
+            backend_drain(pool[j], lg_now_mono_ns());
+            backend_free(pool[j]);
+        }
+        free(pool);
+        free(used);
+        free(copy);
+        lg_log(LG_LOG_ERROR, st->c->id, "out of memory applying a new backend list");
+        return;
+    }
+    pthread_rwlock_wrlock(&st->lock);
+    st->table = t;
+    pthread_rwlock_unlock(&st->lock);
+    lg_counter_add(st->backend_updates, 1);
+    lg_log(LG_LOG_INFO, st->c->id, "%zu backend(s) in use (%zu resolved)", t->n, n);
+    for (size_t j = 0; j < nold; j++)
+        if (!used[j]) {
+            backend_drain(pool[j], lg_now_mono_ns() + REMOVED_DRAIN_NS);
+            backend_free(pool[j]);
+        }
+    table_free(old, false);
+    free(pool);
+    free(used);
+    /* remember exactly what was applied */
+    for (size_t i = 0; i < n; i++)
+        if ((copy[i] = strdup(keys[i])) == NULL)
+            incomplete = true;
+    keys_free(st->last_keys, st->nlast);
+    st->last_keys = copy;
+    st->nlast = n;
+    st->last_incomplete = incomplete;
 }
 
 static void *resolver_main(void *arg)
@@ -792,7 +849,12 @@ static int lb_create(struct lg_component *c, struct lg_err *err)
     st->c = c;
     st->conf = conf;
     st->by_service = by_service;
-    pthread_rwlock_init(&st->lock, NULL);
+    /* writers first: a resolver update must not wait behind a steady stream of consumers */
+    pthread_rwlockattr_t rwa;
+    pthread_rwlockattr_init(&rwa);
+    pthread_rwlockattr_setkind_np(&rwa, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&st->lock, &rwa);
+    pthread_rwlockattr_destroy(&rwa);
     pthread_mutex_init(&st->stop_mu, NULL);
     pthread_cond_init(&st->stop_cv, NULL);
     c->state = st;
@@ -812,7 +874,7 @@ static int lb_create(struct lg_component *c, struct lg_err *err)
         }
         if (keys) {
             qsort(keys, n, sizeof *keys, cmp_str);
-            st->table = table_new(st, keys, n, NULL, NULL, err);
+            st->table = table_new(st, keys, n, err);
         }
         rc = st->table ? LG_OK : keys ? LG_EINVAL : lg_err_set(err, LG_ENOMEM, "out of memory");
         free(keys);
@@ -914,6 +976,7 @@ static void lb_destroy(struct lg_component *c)
         lg_telemetry_gauge_forget(c->rt->telemetry, st);
     lb_shutdown(c, lg_now_mono_ns());
     table_free(st->table, true);
+    keys_free(st->last_keys, st->nlast);
     pthread_rwlock_destroy(&st->lock);
     pthread_mutex_destroy(&st->stop_mu);
     pthread_cond_destroy(&st->stop_cv);
