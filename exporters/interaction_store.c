@@ -204,7 +204,7 @@ struct store_state {
     pthread_cond_t wake;
 
     struct lg_counter *written_failed, *written_sampled, *skipped, *write_errors, *encode_errors;
-    struct lg_counter *corrupt, *truncated, *deleted_age, *deleted_size, *perm_fixed;
+    struct lg_counter *corrupt, *truncated, *deleted_age, *deleted_size, *perm_fixed, *oversized;
 };
 
 /* ---- record building ---- */
@@ -653,6 +653,16 @@ static int seal_span(struct store_state *st, struct frames *f, const lg_resource
     if (sel == 2)
         return LG_OK;
     size_t tlen = strlen(text);
+    if (tlen > LG_STORE_MAX_RECORD) {
+        /* one record too large to seal (a huge prompt, JSON-escaped) must not cost the
+         * other calls of the batch their records: it is skipped, counted and logged */
+        memset(text, 0, tlen);
+        free(text);
+        lg_counter_add(st->oversized, 1);
+        lg_warn(st->c->id, "an LLM call record of %zu bytes is larger than the store's limit (%u): not stored",
+                tlen, LG_STORE_MAX_RECORD);
+        return LG_OK;
+    }
     uint8_t *frame = NULL;
     size_t flen = 0;
     int rc = lg_store_seal(&st->key, (const uint8_t *)text, tlen, &frame, &flen, err);
@@ -920,6 +930,8 @@ static int store_create(struct lg_component *c, struct lg_err *err)
                           "LLM spans not stored: successful outside successful.sampling_percentage "
                           "(or failed with failed: none).",
                           NULL);
+    st->oversized = counter(c, "llmgate_interaction_store_oversized_records",
+                            "LLM call records not stored because they exceed the 64 MiB record limit.", NULL);
     st->write_errors =
         counter(c, "llmgate_interaction_store_write_errors",
                 "Failed writes to the store (the batch is retried or counted as failed).", NULL);

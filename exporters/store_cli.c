@@ -283,6 +283,30 @@ static void list_line(const struct cli *cl, const cJSON *rec)
            jstr(status, "code") ? jstr(status, "code") : "-", finish ? finish : "-");
 }
 
+/* Text output goes to an operator's terminal, and every string in a record came from a
+ * client: control characters (ESC starts terminal escape sequences) and the C1 range
+ * (U+0080..U+009F, which some terminals also act on) are replaced by '?'. Newlines and tabs
+ * stay, for multi-line prompts. JSON output needs none of this: cJSON escapes them. */
+static void defang_strings(cJSON *v)
+{
+    for (; v != NULL; v = v->next) {
+        if (cJSON_IsString(v) && v->valuestring) {
+            unsigned char *p = (unsigned char *)v->valuestring;
+            for (; *p; p++) {
+                if ((*p < 0x20 && *p != '\n' && *p != '\t') || *p == 0x7f)
+                    *p = '?';
+                else if (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)
+                    p[0] = p[1] = '?';
+            }
+        }
+        if (v->string) /* object keys, too */
+            for (unsigned char *k = (unsigned char *)v->string; *k; k++)
+                if (*k < 0x20 || *k == 0x7f)
+                    *k = '?';
+        defang_strings(v->child);
+    }
+}
+
 static int on_record(void *ctx, const char *segment, uint64_t offset, const uint8_t *plain,
                      size_t len)
 {
@@ -294,6 +318,8 @@ static int on_record(void *ctx, const char *segment, uint64_t offset, const uint
     }
     if (matches(cl, rec)) {
         cl->printed++;
+        if (!cl->json && cl->mode != MODE_EXPORT)
+            defang_strings(rec);
         if (cl->mode == MODE_LIST) {
             list_line(cl, rec);
         } else if (cl->mode == MODE_SHOW && !cl->json) {

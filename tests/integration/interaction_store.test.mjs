@@ -215,6 +215,20 @@ test('interaction_store create_key: validate has no side effect, start makes a 0
     assert.equal(r.status, 0, r.stderr);
     assert.deepEqual(exportLines(r.stdout).map((x) => x.span_id).sort(), [...ids].sort());
 
+    // Client text never reaches the operator's terminal raw: no ESC in text output.
+    await (async () => {
+        const gwe = await startGateway(t, { ctx, config: () => cfg });
+        await postFailed(gwe, '\u001b[2J\u001b]0;pwned\u0007', 1);
+        await gwe.stop();
+        const shown = runCli(['store', 'show', '--dir', store, '--key-file', keyFile]);
+        assert.equal(shown.status, 0, shown.stderr);
+        assert.doesNotMatch(shown.stdout, /\u001b|\u0007/);
+        assert.match(shown.stdout, /\?\[2J\?\]0;pwned\?/);
+        const exported = runCli(['store', 'export', '--dir', store, '--key-file', keyFile]);
+        assert.ok(exportLines(exported.stdout).some((r) => JSON.stringify(r).includes('\\u001b[2J')),
+            'export keeps the exact text (JSON-escaped)');
+    })();
+
     // A second start reuses the key (no new one): the records stay readable.
     const gw2 = await startGateway(t, { ctx, config: () => cfg });
     assert.doesNotMatch(gw2.stderr, /created a new store key/);
