@@ -50,11 +50,20 @@ struct config {
     double timeout_s;
     bool gzip;
     bool quiet;
+    bool unique_trace_ids;
+};
+
+/* Where the trace-ID bytes of each span sit inside one packed request (--unique-trace-ids). */
+struct tid_offsets {
+    uint32_t *off;
+    size_t n;
 };
 
 struct shared {
     const struct config *cfg;
     const struct wl_pool *pool;
+    const struct tid_offsets *tids; /* per pool request; NULL without --unique-trace-ids */
+    size_t max_req_len;
     int64_t deadline_mono_ns; /* 0 when bounded by max_requests */
     _Atomic uint64_t claimed; /* requests handed out (for --requests) */
     char url[512];
@@ -76,6 +85,9 @@ struct worker {
     uint8_t *body; /* response body of the current request */
     size_t body_len, body_cap;
     bool body_oom;
+    /* --unique-trace-ids: the request being sent, with its trace IDs rewritten */
+    uint8_t *scratch;
+    uint64_t sends;
 };
 
 static void worker_error(struct worker *w, const char *fmt, ...)
@@ -291,6 +303,150 @@ static int gzip_pool(struct wl_pool *pool)
     return 0;
 }
 
+/* ---- fresh trace IDs (--unique-trace-ids) ---- */
+
+/* Reads a protobuf varint at *p (< end); false when truncated. */
+static bool pb_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    uint64_t x = 0;
+    for (int shift = 0; shift < 64 && *p < end; shift += 7) {
+        uint8_t c = *(*p)++;
+        x |= (uint64_t)(c & 0x7f) << shift;
+        if (!(c & 0x80)) {
+            *v = x;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Calls back for every length-delimited field `field` of the message in [p, end), with its
+ * payload range; skips other fields. -1 on malformed input. */
+static int pb_each_len(const uint8_t *p, const uint8_t *end, uint32_t field,
+                       int (*fn)(void *, const uint8_t *, const uint8_t *), void *arg)
+{
+    while (p < end) {
+        uint64_t key, n;
+        if (!pb_varint(&p, end, &key))
+            return -1;
+        switch (key & 7) {
+        case 0:
+            if (!pb_varint(&p, end, &n))
+                return -1;
+            break;
+        case 1: p += 8; break;
+        case 5: p += 4; break;
+        case 2:
+            if (!pb_varint(&p, end, &n) || n > (uint64_t)(end - p))
+                return -1;
+            if ((key >> 3) == field && fn(arg, p, p + n) != 0)
+                return -1;
+            p += n;
+            break;
+        default: return -1;
+        }
+        if (p > end)
+            return -1;
+    }
+    return 0;
+}
+
+struct tid_walk {
+    const uint8_t *base;
+    struct tid_offsets *out;
+    size_t cap;
+};
+
+/* Span.trace_id = 1 */
+static int tid_of_span_field(void *arg, const uint8_t *p, const uint8_t *end)
+{
+    struct tid_walk *w = arg;
+    if (end - p != WL_TRACE_ID_LEN)
+        return 0;
+    if (w->out->n == w->cap) {
+        size_t nc = w->cap ? w->cap * 2 : 512;
+        uint32_t *o = realloc(w->out->off, nc * sizeof *o);
+        if (o == NULL)
+            return -1;
+        w->out->off = o;
+        w->cap = nc;
+    }
+    w->out->off[w->out->n++] = (uint32_t)(p - w->base);
+    return 0;
+}
+static int tid_of_span(void *arg, const uint8_t *p, const uint8_t *end)
+{
+    return pb_each_len(p, end, 1, tid_of_span_field, arg);
+}
+/* ScopeSpans.spans = 2 */
+static int tid_of_scope(void *arg, const uint8_t *p, const uint8_t *end)
+{
+    return pb_each_len(p, end, 2, tid_of_span, arg);
+}
+/* ResourceSpans.scope_spans = 2 */
+static int tid_of_resource(void *arg, const uint8_t *p, const uint8_t *end)
+{
+    return pb_each_len(p, end, 2, tid_of_scope, arg);
+}
+
+/* Finds, once, the offsets of every span's trace ID in each packed request
+ * (ExportTraceServiceRequest.resource_spans = 1). */
+static struct tid_offsets *tid_index_build(const struct wl_pool *pool, size_t *max_len)
+{
+    struct tid_offsets *t = calloc(pool->n, sizeof *t);
+    if (t == NULL)
+        return NULL;
+    *max_len = 0;
+    for (size_t i = 0; i < pool->n; i++) {
+        struct tid_walk w = {.base = pool->reqs[i].data, .out = &t[i]};
+        const uint8_t *d = pool->reqs[i].data;
+        if (pb_each_len(d, d + pool->reqs[i].len, 1, tid_of_resource, &w) != 0 ||
+            t[i].n != pool->reqs[i].spans) {
+            for (size_t k = 0; k <= i; k++)
+                free(t[k].off);
+            free(t);
+            return NULL;
+        }
+        if (pool->reqs[i].len > *max_len)
+            *max_len = pool->reqs[i].len;
+    }
+    return t;
+}
+
+static void tid_index_free(struct tid_offsets *t, size_t n)
+{
+    for (size_t i = 0; t != NULL && i < n; i++)
+        free(t[i].off);
+    free(t);
+}
+
+static uint64_t mix64(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+/* A copy of request i whose trace IDs are XORed with a key unique to this send (seed,
+ * thread, send number): every send carries new traces, while the spans of one trace in
+ * the request still share one ID. Costs a memcpy and 8 bytes per span. */
+static struct wl_request fresh_ids(struct worker *w, size_t i)
+{
+    const struct wl_request *r = &w->sh->pool->reqs[i];
+    const struct tid_offsets *t = &w->sh->tids[i];
+    uint64_t key = mix64(w->sh->cfg->seed * 0x9e3779b97f4a7c15ULL ^
+                         mix64(((uint64_t)w->index << 40) ^ ++w->sends));
+    memcpy(w->scratch, r->data, r->len);
+    for (size_t k = 0; k < t->n; k++) {
+        uint8_t *id = w->scratch + t->off[k] + WL_TRACE_ID_LEN / 2;
+        uint64_t v;
+        memcpy(&v, id, sizeof v);
+        v ^= key;
+        memcpy(id, &v, sizeof v);
+    }
+    return (struct wl_request){.data = w->scratch, .len = r->len, .spans = r->spans};
+}
+
 /* ---- the send loop ---- */
 
 static void *worker_main(void *arg)
@@ -300,6 +456,11 @@ static void *worker_main(void *arg)
     const struct wl_pool *pool = w->sh->pool;
     bool grpc = cfg->protocol == PROTO_GRPC;
     if ((grpc ? grpc_open(w) : http_open(w)) != 0) {
+        w->failed++;
+        goto done;
+    }
+    if (w->sh->tids != NULL && (w->scratch = malloc(w->sh->max_req_len)) == NULL) {
+        worker_error(w, "out of memory");
         w->failed++;
         goto done;
     }
@@ -313,7 +474,12 @@ static void *worker_main(void *arg)
         } else if (lg_now_mono_ns() >= w->sh->deadline_mono_ns) {
             break;
         }
+        struct wl_request fresh;
         const struct wl_request *r = &pool->reqs[next];
+        if (w->sh->tids != NULL) {
+            fresh = fresh_ids(w, next);
+            r = &fresh;
+        }
         next = (next + 1) % pool->n;
         int64_t t0 = lg_now_mono_ns();
         int64_t rejected = grpc ? grpc_send(w, r) : http_send(w, r);
@@ -333,6 +499,7 @@ done:
         grpc_close(w);
     else
         http_close(w);
+    free(w->scratch);
     return NULL;
 }
 
@@ -369,6 +536,9 @@ static void usage(FILE *f)
             "  --timeout SECONDS        per-request deadline (default %.0f)\n"
             "  --gzip                   compress requests (gRPC: per call; HTTP: bodies are\n"
             "                           compressed once before timing, Content-Encoding: gzip)\n"
+            "  --unique-trace-ids       every request sent carries new trace IDs (the spans of\n"
+            "                           one trace keep sharing theirs), as real traffic does;\n"
+            "                           without it the pool's traces repeat every pass\n"
             "  --quiet                  print only the RESULT line\n",
             HTTP_TRACES_PATH, WL_DEFAULT_SPANS_PER_REQUEST, DEFAULT_CONCURRENCY, DEFAULT_DURATION_S,
             WL_DEFAULT_POOL_SIZE, DEFAULT_TIMEOUT_S);
@@ -389,6 +559,7 @@ static int parse_args(int argc, char **argv, struct config *cfg)
         {"timeout", required_argument, NULL, 't'},
         {"gzip", no_argument, NULL, 'z'},
         {"quiet", no_argument, NULL, 'q'},
+        {"unique-trace-ids", no_argument, NULL, 'U'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -419,6 +590,7 @@ static int parse_args(int argc, char **argv, struct config *cfg)
         case 't': cfg->timeout_s = strtod(optarg, &end); break;
         case 'z': cfg->gzip = true; break;
         case 'q': cfg->quiet = true; break;
+        case 'U': cfg->unique_trace_ids = true; break;
         case 'h': usage(stdout); exit(0);
         default: usage(stderr); return -1;
         }
@@ -444,6 +616,11 @@ static int parse_args(int argc, char **argv, struct config *cfg)
     }
     if (cfg->max_requests == 0 && !(cfg->duration_s > 0)) {
         fprintf(stderr, "loadgen: --duration must be > 0 (or give --requests)\n");
+        return -1;
+    }
+    if (cfg->unique_trace_ids && cfg->gzip && cfg->protocol == PROTO_HTTP) {
+        /* the bodies are compressed once, before timing: their IDs cannot be rewritten */
+        fprintf(stderr, "loadgen: --unique-trace-ids does not work with --gzip over http\n");
         return -1;
     }
     if (!(cfg->timeout_s > 0)) {
@@ -486,15 +663,27 @@ int main(int argc, char **argv)
     }
 
     struct shared sh = {.cfg = &cfg, .pool = &pool};
+    struct tid_offsets *tids = NULL;
+    if (cfg.unique_trace_ids) {
+        tids = tid_index_build(&pool, &sh.max_req_len);
+        if (tids == NULL) {
+            fprintf(stderr, "loadgen: cannot index the trace IDs of the request pool\n");
+            curl_global_cleanup();
+            wl_pool_free(&pool);
+            return 1;
+        }
+        sh.tids = tids;
+    }
     snprintf(sh.url, sizeof sh.url, "http://%s%s", cfg.endpoint, cfg.url_path);
     const char *proto_name = cfg.protocol == PROTO_GRPC ? "grpc" : "http";
     if (!cfg.quiet)
         printf("loadgen: %s -> %s, %d threads, %zu spans/request, %zu distinct requests "
-               "(%.1f KiB average%s), %s\n",
+               "(%.1f KiB average%s), %s%s\n",
                proto_name, cfg.endpoint, cfg.concurrency, cfg.spans_per_request, pool.n,
                (double)pool.total_bytes / (double)pool.n / 1024.0,
                cfg.gzip ? (cfg.protocol == PROTO_HTTP ? ", gzip" : ", before gzip") : "",
-               cfg.max_requests ? "bounded by --requests" : "bounded by --duration");
+               cfg.max_requests ? "bounded by --requests" : "bounded by --duration",
+               cfg.unique_trace_ids ? ", fresh trace IDs every request" : "");
 
     struct worker *workers = calloc((size_t)cfg.concurrency, sizeof *workers);
     pthread_t *threads = calloc((size_t)cfg.concurrency, sizeof *threads);
@@ -502,6 +691,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "loadgen: out of memory\n");
         free(workers);
         free(threads);
+        tid_index_free(tids, pool.n);
         wl_pool_free(&pool);
         return 1;
     }
@@ -565,6 +755,7 @@ int main(int argc, char **argv)
     free(workers);
     free(threads);
     curl_global_cleanup();
+    tid_index_free(tids, pool.n);
     wl_pool_free(&pool);
     return failed == 0 && ok > 0 ? 0 : 1;
 }

@@ -30,7 +30,8 @@
 #   BENCH_WARMUP=3          seconds of load before measuring
 #   BENCH_CONCURRENCY=4     loadgen threads (one connection each)
 #   BENCH_SCENARIOS="grpc_batch_debug grpc_llm_cost_debug http_batch_debug grpc_otlp_memq
-#                    grpc_otlp_persistq_nofsync grpc_otlp_persistq_fsync"   bench/<name>.yaml to run
+#                    grpc_otlp_persistq_nofsync grpc_otlp_persistq_fsync grpc_llm_cost_tail_debug
+#                    azure_monitor_gzip"   bench/<name>.yaml to run
 #   BENCH_QUEUE_DIR=<temporary directory>  where persistent queues live (the filesystem
 #                           decides what fsync costs: a tmpfs makes it free)
 #   BENCH_DECODE_SECONDS=5  CPU seconds per decode_bench case
@@ -51,7 +52,7 @@ BENCH_SECONDS=${BENCH_SECONDS:-20}
 BENCH_REPEAT=${BENCH_REPEAT:-3}
 BENCH_WARMUP=${BENCH_WARMUP:-3}
 BENCH_CONCURRENCY=${BENCH_CONCURRENCY:-4}
-BENCH_SCENARIOS=${BENCH_SCENARIOS:-"grpc_batch_debug grpc_llm_cost_debug http_batch_debug grpc_otlp_memq grpc_otlp_persistq_nofsync grpc_otlp_persistq_fsync"}
+BENCH_SCENARIOS=${BENCH_SCENARIOS:-"grpc_batch_debug grpc_llm_cost_debug http_batch_debug grpc_otlp_memq grpc_otlp_persistq_nofsync grpc_otlp_persistq_fsync grpc_llm_cost_tail_debug azure_monitor_gzip"}
 BENCH_DECODE_SECONDS=${BENCH_DECODE_SECONDS:-5}
 BENCH_PROFILE=${BENCH_PROFILE:-auto}
 BENCH_PROFILE_REQUESTS=${BENCH_PROFILE_REQUESTS:-300}
@@ -129,6 +130,12 @@ scenario_sink_port() {
             n = split(ep, part, ":"); print part[n]; exit }' "$1"
 }
 
+# Extra loadgen options of a scenario: the words after `# loadgen:` comment lines of its
+# config (e.g. `# loadgen: --unique-trace-ids`); empty when there are none.
+scenario_loadgen_args() {
+    sed -n 's/^# loadgen: *//p' "$1" | tr '\n' ' '
+}
+
 scenario_protocol() {
     if grep -Eq '^ +grpc:' "$1"; then echo grpc; else echo http; fi
 }
@@ -169,18 +176,35 @@ start_gateway() {
     done
 }
 
+# The ingestion port of an azure_monitor scenario: the port of the http://127.0.0.1:PORT
+# IngestionEndpoint in its connection string; empty when there is none.
+scenario_azure_port() {
+    { grep -Eo -m1 'IngestionEndpoint=http://127\.0\.0\.1:[0-9]+' "$1" || true; } | sed 's/.*://'
+}
+
 # start_backend CONFIG LOG: when CONFIG exports over OTLP, starts the sink on its port
-# (sets SINK_PID and SINK_LOG) and waits until it listens; otherwise does nothing. Also
+# (sets SINK_PID and SINK_LOG) and waits until it listens; for an azure_monitor scenario
+# the same with `node bench/azure_sink.mjs` (same progress and RESULT lines, counting span
+# envelopes as spans); otherwise does nothing. Also
 # makes a fresh, empty QUEUE_DIR for a persistent queue, exported as LLMGATE_BENCH_QUEUE_DIR.
 start_backend() {
     local config=$1 log=$2 port waited=0
     QUEUE_DIR=$(mktemp -d "$BENCH_QUEUE_DIR/queue.XXXXXX")
     export LLMGATE_BENCH_QUEUE_DIR=$QUEUE_DIR
+    local azure=""
     port=$(scenario_sink_port "$config")
+    if [[ -z $port ]]; then
+        port=$(scenario_azure_port "$config")
+        if [[ -n $port ]]; then azure=1; fi
+    fi
     [[ -n $port ]] || return 0
     port_open "$port" && die "sink port $port is already in use: stop whatever listens there"
     SINK_LOG=$log
-    "$SINK" --grpc "127.0.0.1:$port" --interval "$SINK_INTERVAL" >"$log" 2>&1 &
+    if [[ -n $azure ]]; then
+        node "$ROOT/bench/azure_sink.mjs" --port "$port" --interval "$SINK_INTERVAL" >"$log" 2>&1 &
+    else
+        "$SINK" --grpc "127.0.0.1:$port" --interval "$SINK_INTERVAL" >"$log" 2>&1 &
+    fi
     SINK_PID=$!
     until port_open "$port"; do
         if ! kill -0 "$SINK_PID" 2>/dev/null; then
@@ -296,9 +320,10 @@ run_once() {
     port=$(scenario_port "$config")
     start_backend "$config" "$WORK/$scenario.$i.sink.log"
     start_gateway "$config" "$WORK/$scenario.$i.log"
-    local warm warm_spans
+    local warm warm_spans lg_args
+    read -r -a lg_args <<<"$(scenario_loadgen_args "$config")"
     warm=$("$LOADGEN" --protocol "$proto" --endpoint "127.0.0.1:$port" --duration "$BENCH_WARMUP" \
-        --concurrency "$BENCH_CONCURRENCY" --seed 99 --quiet | grep '^RESULT') ||
+        --concurrency "$BENCH_CONCURRENCY" --seed 99 --quiet "${lg_args[@]}" | grep '^RESULT') ||
         echo "bench: warm-up of $scenario saw errors" >&2
     warm_spans=$(field spans "$warm")
     # The backlog of the warm-up must not be exported on the measured run's CPU time.
@@ -306,7 +331,8 @@ run_once() {
     local t0 t1 rss result drain=""
     t0=$(cpu_ticks "$GW_PID")
     result=$("$LOADGEN" --protocol "$proto" --endpoint "127.0.0.1:$port" \
-        --duration "$BENCH_SECONDS" --concurrency "$BENCH_CONCURRENCY" --seed "$i" --quiet |
+        --duration "$BENCH_SECONDS" --concurrency "$BENCH_CONCURRENCY" --seed "$i" --quiet \
+        "${lg_args[@]}" |
         grep '^RESULT') || true
     # With a sink, waiting for it replaces the fixed settling time (the batch processor's
     # flush is one of the things waited for).

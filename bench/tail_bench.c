@@ -6,7 +6,7 @@
  *                      held, the bytes it accounts (bound: --max-memory-mib), early
  *                      decisions, and the process's RSS growth per buffered span against
  *                      the span's encoded (protobuf) size.
- *   --mode throughput  decodes requests as a receiver does (lg_batch_decode), gives every
+ *   --mode throughput  decodes requests as a receiver does (lg_batch_decode_indexed), gives every
  *                      pass over the request pool fresh trace IDs, and runs them through
  *                      llm_cost -> tail_sampling -> batch -> a counting sink for --seconds;
  *                      then the same without tail_sampling. Reports spans per process
@@ -107,21 +107,46 @@ static double rss_mib(void)
     return (double)rss * (double)sysconf(_SC_PAGESIZE) / (1024.0 * 1024.0);
 }
 
-/* Gives every span of a batch a trace ID unique to `pass` (the same change for every span
- * of a trace, so traces stay whole). */
-static void retag(struct lg_batch *b, uint64_t pass)
+/* Where the trace IDs sit in one packed pool request (rewritten before each decode, as
+ * loadgen --unique-trace-ids does, so that the receiver's raw-span index sees them). */
+struct tid_offsets {
+    uint32_t *off;
+    size_t n;
+};
+
+/* Finds them through the raw-span index: trace_id (field 1, 16 bytes) is the first field
+ * protobuf-c writes, so each span's bytes start with 0x0a 0x10. */
+static int tid_offsets_build(const struct wl_pool *pool, struct tid_offsets *out)
 {
-    const lg_traces_req *req = b->req.traces;
-    for (size_t r = 0; r < req->n_resource_spans; r++)
-        for (size_t s = 0; s < req->resource_spans[r]->n_scope_spans; s++) {
-            const lg_scope_spans *ss = req->resource_spans[r]->scope_spans[s];
-            for (size_t i = 0; i < ss->n_spans; i++) {
-                uint8_t *t = ss->spans[i]->trace_id.data;
-                if (ss->spans[i]->trace_id.len == 16)
-                    for (int k = 0; k < 8; k++)
-                        t[8 + k] ^= (uint8_t)(pass >> (8 * k));
-            }
+    lg_batch_raw_index_want(true);
+    for (size_t i = 0; i < pool->n; i++) {
+        struct lg_batch *b = NULL;
+        struct lg_err err;
+        if (lg_batch_decode_indexed(LG_SIGNAL_TRACES, pool->reqs[i].data, pool->reqs[i].len, &b,
+                                    &err) != 0 ||
+            b->n_raw_spans != b->items || (out[i].off = malloc(b->items * sizeof(uint32_t))) == NULL)
+            exit(1);
+        for (size_t k = 0; k < b->n_raw_spans; k++) {
+            const uint8_t *p = b->raw + b->raw_spans[k].off;
+            if (b->raw_spans[k].len < 18 || p[0] != 0x0a || p[1] != 16)
+                exit(1);
+            out[i].off[out[i].n++] = b->raw_spans[k].off + 2;
         }
+        lg_batch_unref(b);
+    }
+    lg_batch_raw_index_want(false);
+    return 0;
+}
+
+/* Copies request bytes to dst with every trace ID changed by `pass` (the same change for
+ * every span of a trace, so traces stay whole). */
+static void retag(uint8_t *dst, const struct wl_request *r, const struct tid_offsets *t,
+                  uint64_t pass)
+{
+    memcpy(dst, r->data, r->len);
+    for (size_t i = 0; i < t->n; i++)
+        for (int k = 0; k < 8; k++)
+            dst[t->off[i] + 8 + k] ^= (uint8_t)(pass >> (8 * k));
 }
 
 static size_t encoded_span_bytes(const struct lg_batch *b)
@@ -198,7 +223,7 @@ static int mode_memory(size_t ntraces, long max_mib)
         protobuf_c_message_pack(&req->base, buf);
         lg_arena_destroy(wb.arena);
         struct lg_batch *b = NULL;
-        if (lg_batch_decode(LG_SIGNAL_TRACES, buf, len, &b, &err) != 0) {
+        if (lg_batch_decode_indexed(LG_SIGNAL_TRACES, buf, len, &b, &err) != 0) {
             fprintf(stderr, "tail_bench: %s\n", err.msg);
             return 1;
         }
@@ -280,6 +305,14 @@ static double run_pipeline(bool with_tail, double seconds, size_t *out_spans)
         fprintf(stderr, "tail_bench: %s\n", err.msg);
         exit(1);
     }
+    struct tid_offsets toff[WL_DEFAULT_POOL_SIZE] = {{0}};
+    tid_offsets_build(&pool, toff);
+    size_t maxlen = 0;
+    for (size_t i = 0; i < pool.n; i++)
+        maxlen = pool.reqs[i].len > maxlen ? pool.reqs[i].len : maxlen;
+    uint8_t *wire = malloc(maxlen);
+    if (wire == NULL)
+        exit(1);
     double c0 = cpu_seconds();
     int64_t end = lg_now_mono_ns() + (int64_t)(seconds * 1e9);
     size_t spans = 0;
@@ -288,10 +321,11 @@ static double run_pipeline(bool with_tail, double seconds, size_t *out_spans)
         if (i % pool.n == 0)
             pass++;
         struct lg_batch *b = NULL;
-        if (lg_batch_decode(LG_SIGNAL_TRACES, pool.reqs[i % pool.n].data, pool.reqs[i % pool.n].len,
-                            &b, &err) != 0)
+        const struct wl_request *r = &pool.reqs[i % pool.n];
+        retag(wire, r, &toff[i % pool.n], pass);
+        /* as the receivers decode (with the raw-span index while tail_sampling exists) */
+        if (lg_batch_decode_indexed(LG_SIGNAL_TRACES, wire, r->len, &b, &err) != 0)
             exit(1);
-        retag(b, pass);
         spans += b->items;
         cost.c.type->consume(&cost.c, b);
         lg_batch_unref(b);
@@ -302,6 +336,9 @@ static double run_pipeline(bool with_tail, double seconds, size_t *out_spans)
         unmake(&ts);
     unmake(&batch);
     double cpu = cpu_seconds() - c0;
+    free(wire);
+    for (size_t i = 0; i < pool.n; i++)
+        free(toff[i].off);
     wl_pool_free(&pool);
     lg_conf_doc_free(&doc);
     lg_telemetry_destroy(rt.telemetry);

@@ -1,4 +1,5 @@
-/* core/batch.c — batch life cycle: decode into an arena, reference counting, item counts. */
+/* core/batch.c — batch life cycle: decode into an arena, reference counting, item counts,
+ * and the optional raw-span index built at decode time (a wire walk, no second decode). */
 #include "batch.h"
 
 #include "pb_depth.h"
@@ -226,8 +227,9 @@ size_t lg_batch_count_items(const struct lg_batch *b) { return lg_request_count_
  * most requests fit in one or two blocks. */
 #define DECODE_ARENA_FACTOR 3
 
-int lg_batch_decode(enum lg_signal s, const uint8_t *data, size_t len, struct lg_batch **out,
-                    struct lg_err *err)
+/* extra: arena bytes to reserve beyond the decoded tree (the raw-span index's copy). */
+static int batch_decode(enum lg_signal s, const uint8_t *data, size_t len, size_t extra,
+                        struct lg_batch **out, struct lg_err *err)
 {
     const ProtobufCMessageDescriptor *d = lg_request_descriptor(s);
     if (d == NULL)
@@ -235,7 +237,7 @@ int lg_batch_decode(enum lg_signal s, const uint8_t *data, size_t len, struct lg
     int rc = lg_pb_check_depth(d, data, len, LG_PB_MAX_DEPTH, err);
     if (rc != LG_OK)
         return rc;
-    struct lg_arena *a = lg_arena_create(len * DECODE_ARENA_FACTOR + 1024);
+    struct lg_arena *a = lg_arena_create(len * DECODE_ARENA_FACTOR + extra + 1024);
     if (a == NULL)
         return lg_err_set(err, LG_ENOMEM, "out of memory");
     struct lg_batch *b = batch_alloc(s, a);
@@ -253,6 +255,145 @@ int lg_batch_decode(enum lg_signal s, const uint8_t *data, size_t len, struct lg
     b->items = lg_batch_count_items(b);
     *out = b;
     return LG_OK;
+}
+
+/* ---- raw-span index ---- */
+
+static _Atomic int raw_index_users;
+
+void lg_batch_raw_index_want(bool on) { atomic_fetch_add(&raw_index_users, on ? 1 : -1); }
+
+bool lg_batch_raw_index_wanted(void) { return atomic_load_explicit(&raw_index_users, memory_order_relaxed) > 0; }
+
+/* Field numbers from proto/: ExportTraceServiceRequest.resource_spans = 1,
+ * ResourceSpans.scope_spans = 2, ScopeSpans.spans = 2. */
+#define PB_REQ_RESOURCE_SPANS 1
+#define PB_RS_SCOPE_SPANS     2
+#define PB_SS_SPANS           2
+#define PB_WIRE_VARINT        0
+#define PB_WIRE_I64           1
+#define PB_WIRE_LEN           2
+#define PB_WIRE_I32           5
+
+static bool pb_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    uint64_t x = 0;
+    for (unsigned shift = 0; shift < 64 && *p < end; shift += 7) {
+        uint8_t c = *(*p)++;
+        x |= (uint64_t)(c & 0x7f) << shift;
+        if (!(c & 0x80)) {
+            *v = x;
+            return true;
+        }
+    }
+    return false;
+}
+
+struct raw_walk {
+    const uint8_t *base;
+    struct lg_span_raw *out;
+    size_t n, cap;
+};
+
+/* Visits the length-delimited fields numbered `field` of the message in [p, end), in wire
+ * order (the order protobuf-c appends repeated elements), descending with `depth` levels
+ * left; at depth 0 records the payload as a span. false on anything unexpected. */
+static bool raw_walk_level(struct raw_walk *w, const uint8_t *p, const uint8_t *end, int depth)
+{
+    static const uint32_t fields[] = {PB_SS_SPANS, PB_RS_SCOPE_SPANS, PB_REQ_RESOURCE_SPANS};
+    uint32_t field = fields[depth - 1];
+    while (p < end) {
+        uint64_t key, n;
+        if (!pb_varint(&p, end, &key))
+            return false;
+        switch (key & 7) {
+        case PB_WIRE_VARINT:
+            if (!pb_varint(&p, end, &n))
+                return false;
+            break;
+        case PB_WIRE_I64:
+            if (end - p < 8)
+                return false;
+            p += 8;
+            break;
+        case PB_WIRE_I32:
+            if (end - p < 4)
+                return false;
+            p += 4;
+            break;
+        case PB_WIRE_LEN:
+            if (!pb_varint(&p, end, &n) || n > (uint64_t)(end - p))
+                return false;
+            if ((key >> 3) == field) {
+                if (depth > 1) {
+                    if (!raw_walk_level(w, p, p + n, depth - 1))
+                        return false;
+                } else {
+                    if (w->n == w->cap)
+                        return false; /* more spans on the wire than decoded */
+                    w->out[w->n++] = (struct lg_span_raw){.off = (uint32_t)(p - w->base), .len = (uint32_t)n};
+                }
+            }
+            p += n;
+            break;
+        default:
+            return false; /* groups: not in OTLP */
+        }
+    }
+    return true;
+}
+
+/* Builds b's raw-span index over a copy of data; leaves b without one on any mismatch. */
+static void raw_index_build(struct lg_batch *b, const uint8_t *data, size_t len)
+{
+    const lg_traces_req *req = b->req.traces;
+    size_t nspans = lg_batch_count_items(b);
+    if (nspans == 0 || len > UINT32_MAX)
+        return;
+    struct lg_span_raw *idx = lg_arena_alloc(b->arena, nspans * sizeof *idx);
+    uint8_t *copy = lg_arena_alloc(b->arena, len);
+    if (idx == NULL || copy == NULL)
+        return;
+    memcpy(copy, data, len);
+    struct raw_walk w = {.base = copy, .out = idx, .cap = nspans};
+    if (!raw_walk_level(&w, copy, copy + len, 3) || w.n != nspans)
+        return;
+    size_t k = 0;
+    for (size_t i = 0; i < req->n_resource_spans; i++)
+        for (size_t j = 0; j < req->resource_spans[i]->n_scope_spans; j++) {
+            const lg_scope_spans *ss = req->resource_spans[i]->scope_spans[j];
+            for (size_t m = 0; m < ss->n_spans; m++)
+                idx[k++].span = ss->spans[m];
+        }
+    b->raw = copy;
+    b->raw_len = len;
+    b->raw_spans = idx;
+    b->n_raw_spans = nspans;
+}
+
+int lg_batch_decode_indexed(enum lg_signal s, const uint8_t *data, size_t len, struct lg_batch **out,
+                            struct lg_err *err)
+{
+    bool index = s == LG_SIGNAL_TRACES && lg_batch_raw_index_wanted();
+    /* the copy plus ~1 index entry per 256 bytes (spans are rarely smaller) */
+    size_t extra = index ? len + len / 256 * sizeof(struct lg_span_raw) : 0;
+    int rc = batch_decode(s, data, len, extra, out, err);
+    if (rc == LG_OK && index)
+        raw_index_build(*out, data, len);
+    return rc;
+}
+
+const struct lg_batch *lg_batch_raw_source(const struct lg_batch *b)
+{
+    while (b != NULL && b->raw_spans == NULL)
+        b = b->ndeps > 0 ? b->deps[0] : NULL;
+    return b;
+}
+
+int lg_batch_decode(enum lg_signal s, const uint8_t *data, size_t len, struct lg_batch **out,
+                    struct lg_err *err)
+{
+    return batch_decode(s, data, len, 0, out, err);
 }
 
 uint8_t *lg_batch_encode(const struct lg_batch *b, size_t *len)

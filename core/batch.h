@@ -47,6 +47,12 @@ struct lg_llm_span_ref {
     const lg_span *span;
 };
 
+/** Where one span's protobuf encoding sits in the request bytes a batch was decoded from. */
+struct lg_span_raw {
+    const lg_span *span;
+    uint32_t off, len;
+};
+
 struct lg_batch {
     _Atomic int refs;
     enum lg_signal signal;
@@ -67,6 +73,16 @@ struct lg_batch {
     bool llm_scanned;
     const struct lg_llm_span_ref *llm_spans;
     size_t n_llm_spans;
+    /* Raw-span index (traces decoded by lg_batch_decode_indexed while some component wants
+     * it, see lg_batch_raw_index_want): an arena copy of the request's bytes and every
+     * span's byte range in them, in decode order (resource, scope, span). Lets a component
+     * that stores spans (tail_sampling) copy their bytes instead of re-encoding them. A span
+     * changed later is a different struct, so a lookup by pointer never returns stale
+     * bytes. Clones have none of their own: their deps[0] (the original) has it. */
+    const uint8_t *raw;
+    size_t raw_len;
+    const struct lg_span_raw *raw_spans;
+    size_t n_raw_spans;
 };
 
 /** A new batch with its own arena and an empty request of the signal's type. NULL on OOM. */
@@ -91,6 +107,18 @@ size_t lg_metric_point_count(const lg_metric *m);
 /** Decodes protobuf bytes into a new batch. LG_EINVAL with a message on bad input. */
 int lg_batch_decode(enum lg_signal s, const uint8_t *data, size_t len, struct lg_batch **out,
                     struct lg_err *err);
+/** Registers (on = true, at create) or drops (false, at destroy) a component that reads the
+ *  raw-span index; receivers build the index only while at least one is registered. */
+void lg_batch_raw_index_want(bool on);
+bool lg_batch_raw_index_wanted(void);
+/** lg_batch_decode plus, for traces while lg_batch_raw_index_wanted(), the raw-span index
+ *  (the bytes are copied: `data` need not outlive the call). What receivers call for
+ *  protobuf bodies. An index that cannot be built (odd encoding, OOM) is simply left out. */
+int lg_batch_decode_indexed(enum lg_signal s, const uint8_t *data, size_t len, struct lg_batch **out,
+                            struct lg_err *err);
+/** The batch whose raw-span index covers b's spans: b itself, or the first one with an
+ *  index along the deps[0] chain of clones; NULL when there is none. */
+const struct lg_batch *lg_batch_raw_source(const struct lg_batch *b);
 /** Serialises the request into malloc'd bytes (*len set). NULL on OOM. */
 uint8_t *lg_batch_encode(const struct lg_batch *b, size_t *len);
 /** Protobuf descriptor of the Export*ServiceRequest / Response for a signal. */

@@ -10,7 +10,11 @@
  * Storage per trace (ARCHITECTURE "Data model"): one malloc'd buffer of
  * [u32 length][u32 resource/scope index][span protobuf bytes] records, a small array of
  * references to interned Resource+Scope encodings (refcounted, one copy per distinct
- * pair), and a ts_summary the policies read. Nothing of the incoming batch is kept.
+ * pair), and a ts_summary the policies read. Nothing of the incoming batch is kept. A
+ * span's bytes are copied from the receiver's raw-span index when the batch has one
+ * (lg_batch_raw_index_want is registered for as long as the processor exists; see
+ * raw_find), so only spans a processor changed, or that came without an index, are
+ * encoded here.
  *
  * Lock order: shard -> timer (heap + ready list) -> decision (policy state) -> intern
  * shard. No lock is held while calling the next component.
@@ -116,7 +120,8 @@ struct ts_trace {
     uint16_t nrefs, caprefs;
     uint32_t len, cap;
     int64_t deadline_ns;
-    struct ts_intern **refs;
+    struct ts_intern **refs; /* &ref1 while there is one (most traces): no malloc */
+    struct ts_intern *ref1;
     uint8_t *buf;
     size_t accounted;
     double prob_rate; /* after the decision: > 0 when kept by probabilistic policies only */
@@ -202,7 +207,9 @@ static inline uint64_t tid_hash(const uint8_t *tid)
 static void account(struct ts_state *st, struct ts_trace *t)
 {
     size_t now = sizeof *t + t->cap + (size_t)t->caprefs * sizeof(void *);
-    if (now >= t->accounted)
+    if (now == t->accounted)
+        return; /* most appends fit the reserved buffer: no shared-counter traffic */
+    if (now > t->accounted)
         atomic_fetch_add(&st->bytes, now - t->accounted);
     else
         atomic_fetch_sub(&st->bytes, t->accounted - now);
@@ -328,9 +335,29 @@ static void trace_free(struct ts_state *st, struct ts_trace *t)
     for (uint16_t i = 0; i < t->nrefs; i++)
         intern_release(st, t->refs[i]);
     atomic_fetch_sub(&st->bytes, t->accounted);
-    free(t->refs);
+    if (t->refs != &t->ref1)
+        free(t->refs);
     free(t->buf);
     free(t);
+}
+
+/* Makes room for `extra` more bytes of records, exactly: called with the size of the run of
+ * spans of this trace that arrived together, so a trace whose spans come in one request
+ * is stored with one allocation and no slack. */
+static int trace_reserve(struct ts_state *st, struct ts_trace *t, size_t extra)
+{
+    size_t need = (size_t)t->len + extra;
+    if (need <= t->cap)
+        return LG_OK;
+    if (need > UINT32_MAX)
+        return LG_ETOOBIG;
+    uint8_t *nb = realloc(t->buf, need);
+    if (nb == NULL)
+        return LG_ENOMEM;
+    t->buf = nb;
+    t->cap = (uint32_t)need;
+    account(st, t);
+    return LG_OK;
 }
 
 /* Appends one span (its protobuf encoding, `size` bytes) under resource/scope `ie`. */
@@ -344,13 +371,17 @@ static int trace_append(struct ts_state *st, struct ts_trace *t, const uint8_t *
     if (ri == t->nrefs) {
         if (t->nrefs == UINT16_MAX)
             return LG_ENOMEM;
-        if (t->nrefs == t->caprefs) {
-            uint16_t nc =
-                t->caprefs ? (uint16_t)(t->caprefs * 2 > UINT16_MAX ? UINT16_MAX : t->caprefs * 2)
-                           : 1;
-            struct ts_intern **r = realloc(t->refs, nc * sizeof *r);
+        if (t->caprefs == 0) {
+            t->refs = &t->ref1;
+            t->caprefs = 1;
+        } else if (t->nrefs == t->caprefs) {
+            uint16_t nc = (uint16_t)(t->caprefs * 2 > UINT16_MAX ? UINT16_MAX : t->caprefs * 2);
+            struct ts_intern **r = t->refs == &t->ref1 ? malloc(nc * sizeof *r)
+                                                       : realloc(t->refs, nc * sizeof *r);
             if (r == NULL)
                 return LG_ENOMEM;
+            if (t->refs == &t->ref1)
+                r[0] = t->ref1;
             t->refs = r;
             t->caprefs = nc;
         }
@@ -885,6 +916,85 @@ static int cmp_ptr(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* Finds a span's original bytes in the raw-span index of the batch (core/batch.h), which
+ * lists the spans in the order of the tree as decoded. The batch's tree is walked in the
+ * same order, so a cursor finds each span at or just after the previous hit: spans the
+ * receiver pruned or a processor dropped are skipped within RAW_LOOKAHEAD entries, and a
+ * span a processor replaced (llm_cost's changed copies) is simply not found — the caller
+ * encodes those, and everything else when the batch has no index (JSON, merged batches). */
+#define RAW_LOOKAHEAD 16
+
+struct raw_cursor {
+    const uint8_t *raw;
+    const struct lg_span_raw *idx;
+    size_t n, pos;
+};
+
+static void raw_cursor_init(struct raw_cursor *rc, const struct lg_batch *b)
+{
+    const struct lg_batch *src = lg_batch_raw_source(b);
+    *rc = (struct raw_cursor){0};
+    if (src != NULL) {
+        rc->raw = src->raw;
+        rc->idx = src->raw_spans;
+        rc->n = src->n_raw_spans;
+    }
+}
+
+static const struct lg_span_raw *raw_find(struct raw_cursor *rc, const lg_span *span)
+{
+    size_t end = rc->n - rc->pos > RAW_LOOKAHEAD ? rc->pos + RAW_LOOKAHEAD : rc->n;
+    for (size_t i = rc->pos; i < end; i++)
+        if (rc->idx[i].span == span) {
+            rc->pos = i + 1;
+            return &rc->idx[i];
+        }
+    return NULL;
+}
+
+/* A span that a processor copied only to append attributes (llm_cost adds its cost that
+ * way: lg_attrs_set on a copy of the struct) replaces the original in the index entry at the
+ * cursor. Its encoding is the original's bytes followed by the new KeyValues as further
+ * `attributes` entries — protobuf concatenates repeated fields — so only those are
+ * encoded. Returns the original's entry (cursor advanced), or NULL when the span differs in
+ * any other way (then it is encoded whole). */
+#define PB_SPAN_ATTRIBUTES_TAG 0x4a /* Span.attributes: field 9, length-delimited */
+
+static const struct lg_span_raw *raw_find_appended(struct raw_cursor *rc, const lg_span *span)
+{
+    if (rc->pos >= rc->n)
+        return NULL;
+    const struct lg_span_raw *e = &rc->idx[rc->pos];
+    const lg_span *o = e->span;
+    if (span->n_attributes <= o->n_attributes)
+        return NULL;
+    lg_span tmp;
+    memcpy(&tmp, span, sizeof tmp); /* a byte copy: padding compares as copied */
+    tmp.attributes = o->attributes;
+    tmp.n_attributes = o->n_attributes;
+    if (memcmp(&tmp, o, sizeof tmp) != 0)
+        return NULL;
+    for (size_t i = 0; i < o->n_attributes; i++)
+        if (span->attributes[i] != o->attributes[i])
+            return NULL;
+    for (size_t i = o->n_attributes; i < span->n_attributes; i++)
+        if (span->attributes[i] == NULL)
+            return NULL;
+    rc->pos++;
+    return e;
+}
+
+static size_t varint_put(uint8_t *p, uint64_t v)
+{
+    size_t n = 0;
+    while (v >= 0x80) {
+        p[n++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    p[n++] = (uint8_t)v;
+    return n;
+}
+
 static int ts_consume(struct lg_component *c, struct lg_batch *b)
 {
     struct ts_state *st = c->state;
@@ -909,6 +1019,9 @@ static int ts_consume(struct lg_component *c, struct lg_batch *b)
         }
     }
     struct ts_scratch scratch = {0};
+    struct raw_cursor cur;
+    raw_cursor_init(&cur, b);
+    size_t run_left = 0; /* spans left in the current run of one trace */
     uint8_t enc_init[4096], *enc = enc_init, *enc_heap = NULL;
     size_t enc_cap = sizeof enc_init;
     struct ts_trace *late = NULL; /* records of spans whose trace was already kept */
@@ -931,19 +1044,72 @@ static int ts_consume(struct lg_component *c, struct lg_batch *b)
                 uint8_t tid[16] = {0};
                 if (span->trace_id.len == 16)
                     memcpy(tid, span->trace_id.data, 16);
-                /* encoded once, outside the shard lock, into a reused buffer */
-                size_t size = protobuf_c_message_get_packed_size(&span->base);
-                if (size > enc_cap) {
-                    uint8_t *nb = realloc(enc_heap, size);
-                    if (nb == NULL) {
-                        rc = LG_ENOMEM;
-                        break;
+                /* the bytes it arrived as when the receiver indexed them; else encoded once,
+                 * outside the shard lock, into a reused buffer */
+                const uint8_t *bytes;
+                size_t size;
+                const struct lg_span_raw *rw = raw_find(&cur, span), *orig = NULL;
+                if (rw != NULL) {
+                    bytes = cur.raw + rw->off;
+                    size = rw->len;
+                } else if ((orig = raw_find_appended(&cur, span)) != NULL) {
+                    size = orig->len;
+                    for (size_t k = orig->span->n_attributes; k < span->n_attributes; k++) {
+                        size_t l = protobuf_c_message_get_packed_size(&span->attributes[k]->base);
+                        size += 1 + 10 + l; /* tag, length (at most 10 bytes), KeyValue */
                     }
-                    enc_heap = nb;
-                    enc_cap = size;
-                    enc = enc_heap;
+                    if (size > enc_cap) {
+                        uint8_t *nb = realloc(enc_heap, size);
+                        if (nb == NULL) {
+                            rc = LG_ENOMEM;
+                            break;
+                        }
+                        enc_heap = nb;
+                        enc_cap = size;
+                        enc = enc_heap;
+                    }
+                    memcpy(enc, cur.raw + orig->off, orig->len);
+                    size = orig->len;
+                    for (size_t k = orig->span->n_attributes; k < span->n_attributes; k++) {
+                        const ProtobufCMessage *kv = &span->attributes[k]->base;
+                        enc[size++] = PB_SPAN_ATTRIBUTES_TAG;
+                        size += varint_put(enc + size, protobuf_c_message_get_packed_size(kv));
+                        size += protobuf_c_message_pack(kv, enc + size);
+                    }
+                    bytes = enc;
+                } else {
+                    size = protobuf_c_message_get_packed_size(&span->base);
+                    if (size > enc_cap) {
+                        uint8_t *nb = realloc(enc_heap, size);
+                        if (nb == NULL) {
+                            rc = LG_ENOMEM;
+                            break;
+                        }
+                        enc_heap = nb;
+                        enc_cap = size;
+                        enc = enc_heap;
+                    }
+                    protobuf_c_message_pack(&span->base, enc);
+                    bytes = enc;
                 }
-                protobuf_c_message_pack(&span->base, enc);
+                /* First span of a run of one trace's spans (SDKs send a trace's spans
+                 * together): the run's size, reserved at once below. */
+                size_t reserve = 0;
+                if (run_left == 0) {
+                    size_t k = 1, p = cur.pos;
+                    reserve = SPAN_HDR + size;
+                    for (size_t j = i + 1; j < ss->n_spans; j++, k++) {
+                        const lg_span *nx = ss->spans[j];
+                        if (nx->trace_id.len != 16 || memcmp(nx->trace_id.data, tid, 16) != 0)
+                            break;
+                        if (p < cur.n && cur.idx[p].span == nx)
+                            reserve += SPAN_HDR + cur.idx[p++].len;
+                        else
+                            reserve += SPAN_HDR + size; /* to be encoded: about as large */
+                    }
+                    run_left = k;
+                }
+                run_left--;
                 struct lg_llm_call call, *llm = NULL;
                 if (pol->need_llm) {
                     bool is_llm;
@@ -975,7 +1141,7 @@ static int ts_consume(struct lg_component *c, struct lg_batch *b)
                             lt->next = late;
                             late = lt;
                         }
-                        if (lt == NULL || trace_append(st, lt, enc, size, ie) != LG_OK) {
+                        if (lt == NULL || trace_append(st, lt, bytes, size, ie) != LG_OK) {
                             rc = LG_ENOMEM;
                             break;
                         }
@@ -1015,7 +1181,9 @@ static int ts_consume(struct lg_component *c, struct lg_batch *b)
                         break;
                     }
                 }
-                if (trace_append(st, t, enc, size, ie) != LG_OK) {
+                if (reserve > 0)
+                    (void)trace_reserve(st, t, reserve); /* else trace_append grows it */
+                if (trace_append(st, t, bytes, size, ie) != LG_OK) {
                     pthread_mutex_unlock(&sh->lock);
                     rc = LG_ENOMEM;
                     break;
@@ -1256,6 +1424,7 @@ static int ts_create(struct lg_component *c, struct lg_err *err)
     }
 #undef TSM
     c->state = st;
+    lg_batch_raw_index_want(true); /* dropped in ts_destroy */
     return LG_OK;
 }
 
@@ -1381,6 +1550,7 @@ static void ts_destroy(struct lg_component *c)
         ts_shutdown(c, lg_now_mono_ns());
     state_free(st);
     c->state = NULL;
+    lg_batch_raw_index_want(false);
 }
 
 const struct lg_component_type lg_tail_sampling_processor = {

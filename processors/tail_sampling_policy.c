@@ -382,7 +382,7 @@ static int parse_policy(struct parse_ctx *px, const struct lg_node *n, int depth
                 int ec;
                 PCRE2_SIZE eo;
                 p->regex[i] = pcre2_compile((PCRE2_SPTR)c.values.items[i], PCRE2_ZERO_TERMINATED,
-                                            PCRE2_UTF, &ec, &eo, px->cctx);
+                                            PCRE2_UTF | PCRE2_MATCH_INVALID_UTF, &ec, &eo, px->cctx);
                 if (p->regex[i] == NULL) {
                     PCRE2_UCHAR msg[256];
                     pcre2_get_error_message(ec, msg, sizeof msg);

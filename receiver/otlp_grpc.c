@@ -68,7 +68,7 @@ static void on_export(void *arg, struct lg_grpc_call *call, const uint8_t *req, 
     }
     struct lg_batch *b = NULL;
     struct lg_err err;
-    int rc = lg_batch_decode(m->signal, req, len, &b, &err);
+    int rc = lg_batch_decode_indexed(m->signal, req, len, &b, &err);
     if (rc != LG_OK) {
         lg_grpc_call_finish(call, status_for(rc), err.msg, NULL, 0);
         return;

@@ -427,7 +427,7 @@ static int decode_body(enum lg_signal signal, enum body_encoding enc, const uint
         return *out != NULL ? LG_OK : lg_err_set(err, LG_ENOMEM, "out of memory");
     }
     if (enc == BODY_PROTOBUF)
-        return lg_batch_decode(signal, data, len, out, err);
+        return lg_batch_decode_indexed(signal, data, len, out, err);
     struct lg_batch *b = lg_batch_create(signal, len);
     if (b == NULL)
         return lg_err_set(err, LG_ENOMEM, "out of memory");

@@ -1102,6 +1102,140 @@ static void test_llm_policies_on_batches(void **state)
     free_processor(&f);
 }
 
+/* Packs a span into malloc'd bytes (the canonical encoding, for comparisons). */
+static uint8_t *pack_span(const lg_span *s, size_t *len)
+{
+    *len = protobuf_c_message_get_packed_size(&s->base);
+    uint8_t *buf = malloc(*len ? *len : 1);
+    assert_non_null(buf);
+    assert_int_equal(protobuf_c_message_pack(&s->base, buf), *len);
+    return buf;
+}
+
+static const lg_span *find_span(const struct lg_batch *b, const lg_span *like)
+{
+    const lg_traces_req *req = b->req.traces;
+    for (size_t r = 0; r < req->n_resource_spans; r++)
+        for (size_t j = 0; j < req->resource_spans[r]->n_scope_spans; j++) {
+            const lg_scope_spans *ss = req->resource_spans[r]->scope_spans[j];
+            for (size_t i = 0; i < ss->n_spans; i++)
+                if (memcmp(ss->spans[i]->trace_id.data, like->trace_id.data, 16) == 0 &&
+                    memcmp(ss->spans[i]->span_id.data, like->span_id.data, 8) == 0)
+                    return ss->spans[i];
+        }
+    return NULL;
+}
+
+/* The receivers' raw-span index (core/batch.h) and how tail_sampling stores spans from it:
+ * the bytes it forwards must decode to exactly the spans it was given — unchanged spans
+ * (copied from the request bytes), spans a clone replaced by a copy with appended
+ * attributes (original bytes + the new KeyValues), spans replaced otherwise (encoded), with
+ * a span pruned from the tree before (the cursor skips it). */
+static void test_raw_index_forwarding(void **state)
+{
+    (void)state;
+    const char *y = "tail_sampling:\n  decision_wait: 1h\n  policies:\n"
+                    "    - {name: all, type: always_sample}\n";
+    struct fixture f;
+    struct lg_err err;
+    assert_false(lg_batch_raw_index_wanted());
+    assert_int_equal(make_processor(&f, y, &err), 0);
+    assert_true(lg_batch_raw_index_wanted());
+
+    struct gspan g[12];
+    for (uint32_t i = 0; i < 12; i++)
+        g[i] = (struct gspan){.trace = 100 + i / 4, .idx = i % 4, .res = (int)(i / 4) % NRES};
+    struct lg_batch *built = gen_batch(g, 12);
+    size_t wire_len;
+    uint8_t *wire = lg_batch_encode(built, &wire_len);
+    assert_non_null(wire);
+    lg_batch_unref(built);
+
+    struct lg_batch *orig = NULL;
+    assert_int_equal(lg_batch_decode_indexed(LG_SIGNAL_TRACES, wire, wire_len, &orig, &err), LG_OK);
+    free(wire); /* the index holds its own copy */
+    assert_int_equal(orig->n_raw_spans, 12);
+    assert_ptr_equal(lg_batch_raw_source(orig), orig);
+    size_t k = 0;
+    const lg_traces_req *req = orig->req.traces;
+    for (size_t r = 0; r < req->n_resource_spans; r++) {
+        const lg_scope_spans *ss = req->resource_spans[r]->scope_spans[0];
+        for (size_t i = 0; i < ss->n_spans; i++, k++) {
+            const struct lg_span_raw *e = &orig->raw_spans[k];
+            assert_ptr_equal(e->span, ss->spans[i]);
+            size_t n;
+            uint8_t *want = pack_span(ss->spans[i], &n);
+            assert_int_equal(e->len, n);
+            assert_memory_equal(orig->raw + e->off, want, n);
+            free(want);
+        }
+    }
+
+    /* the receiver prunes the first span of resource 1 (as for a bad ID) */
+    lg_scope_spans *ss1 = req->resource_spans[1]->scope_spans[0];
+    memmove(ss1->spans, ss1->spans + 1, (ss1->n_spans - 1) * sizeof *ss1->spans);
+    ss1->n_spans--;
+    orig->items--;
+
+    /* a processor clones: one span gets an appended attribute, one a new name */
+    struct lg_batch *clone = lg_batch_clone_shallow(orig);
+    assert_non_null(clone);
+    assert_ptr_equal(lg_batch_raw_source(clone), orig);
+    lg_scope_spans *c0 = clone->req.traces->resource_spans[0]->scope_spans[0];
+    lg_span *appended = lg_arena_memdup(clone->arena, c0->spans[1], sizeof *appended);
+    struct lg_attr_set set[] = {{.key = "gen_ai.usage.cost", .kind = LG_ATTR_DOUBLE, .d = 0.125},
+                                {.key = "llm.note", .kind = LG_ATTR_STRING, .s = "x"}};
+    assert_int_equal(lg_attrs_set(clone->arena, &appended->attributes, &appended->n_attributes, set, 2),
+                     LG_OK);
+    c0->spans[1] = appended;
+    lg_span *renamed = lg_arena_memdup(clone->arena, c0->spans[2], sizeof *renamed);
+    renamed->name = lg_arena_strdup(clone->arena, "renamed");
+    c0->spans[2] = renamed;
+
+    assert_int_equal(lg_tail_sampling_processor.consume(&f.proc, clone), LG_OK);
+    assert_int_equal(lg_tail_sampling_flush(&f.proc), LG_OK);
+    assert_int_equal(test_sink_items(&f.sink), 11);
+    size_t checked = 0;
+    for (size_t bi = 0; bi < f.sink.ngot; bi++) {
+        const lg_traces_req *out = f.sink.got[bi]->req.traces;
+        for (size_t r = 0; r < out->n_resource_spans; r++)
+            for (size_t j = 0; j < out->resource_spans[r]->n_scope_spans; j++) {
+                const lg_scope_spans *ss = out->resource_spans[r]->scope_spans[j];
+                for (size_t i = 0; i < ss->n_spans; i++, checked++) {
+                    const lg_span *sent = find_span(clone, ss->spans[i]);
+                    assert_non_null(sent);
+                    size_t n1, n2;
+                    uint8_t *a = pack_span(sent, &n1), *b2 = pack_span(ss->spans[i], &n2);
+                    assert_int_equal(n1, n2);
+                    assert_memory_equal(a, b2, n1);
+                    free(a);
+                    free(b2);
+                }
+            }
+    }
+    assert_int_equal(checked, 11);
+    const lg_span *got = NULL;
+    for (size_t bi = 0; bi < f.sink.ngot && got == NULL; bi++)
+        got = find_span(f.sink.got[bi], appended);
+    assert_non_null(got);
+    assert_int_equal(got->n_attributes, appended->n_attributes);
+    assert_string_equal(got->attributes[got->n_attributes - 2]->key, "gen_ai.usage.cost");
+    lg_batch_unref(clone);
+    lg_batch_unref(orig);
+    free_processor(&f);
+
+    /* nobody wants the index any more: receivers stop building it */
+    assert_false(lg_batch_raw_index_wanted());
+    struct lg_batch *again = gen_batch(g, 4);
+    wire = lg_batch_encode(again, &wire_len);
+    lg_batch_unref(again);
+    assert_int_equal(lg_batch_decode_indexed(LG_SIGNAL_TRACES, wire, wire_len, &again, &err), LG_OK);
+    free(wire);
+    assert_null(again->raw_spans);
+    assert_null(lg_batch_raw_source(again));
+    lg_batch_unref(again);
+}
+
 static void test_processor_config_errors(void **state)
 {
     (void)state;
@@ -1144,6 +1278,7 @@ int main(void)
         cmocka_unit_test(test_decision_after_root),
         cmocka_unit_test(test_llm_policies_on_batches),
         cmocka_unit_test(test_processor_config_errors),
+        cmocka_unit_test(test_raw_index_forwarding),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
