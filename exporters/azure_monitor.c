@@ -41,9 +41,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <zlib.h>
 
 #include "../core/component.h"
+#include "../core/compress.h"
 #include "../core/exporter_helper.h"
 #include "../core/log.h"
 #include "../core/runtime.h"
@@ -51,6 +51,14 @@
 #include "azure_monitor.h"
 #include "otlp_common.h"
 
+/* gzip level of request bodies: libdeflate's fastest. Envelopes are repetitive JSON that
+ * level 1 already shrinks about tenfold (measured: 10.2x, 2.9 us per envelope, against
+ * 10.9x and ~2.5x the time at level 6); the gateway's CPU is worth more than the last 7%
+ * of upload bytes. */
+#define AZMON_GZIP_LEVEL 1
+/* A consumer keeps its batch's envelope buffer for the next batch up to this size (an
+ * 8192-span batch is ~7 MiB of JSON): no fresh pages to fault in per batch. */
+#define ITEMS_KEEP_MAX (16u * 1024 * 1024)
 /* Redirects followed within one attempt before giving up on it (retryable). */
 #define MAX_REDIRECTS 10
 /* REFERENCE §6: a connection string is at most this long. */
@@ -276,10 +284,8 @@ struct pending {
     size_t total;                /* envelopes the batch mapped to */
     int64_t rejected;            /* envelopes refused permanently so far */
     size_t accepted;             /* envelopes accepted so far */
-    /* request body buffers, kept across batches (no allocation, no page faults, no
-     * deflate set-up per request) */
-    z_stream z;
-    bool z_ready;
+    /* request body buffer, kept across batches (no allocation, no page faults per
+     * request) */
     uint8_t *buf;
     size_t buf_cap;
 };
@@ -315,7 +321,7 @@ static void curl_init_once(void)
 /* Forgets the batch (the slot and its buffers stay for the next one). */
 static void pending_clear(struct pending *p)
 {
-    lg_azmon_items_free(&p->items);
+    lg_azmon_items_reset(&p->items, ITEMS_KEEP_MAX);
     p->used = false;
     p->b = NULL;
     p->arena = NULL;
@@ -327,8 +333,7 @@ static void pending_clear(struct pending *p)
 static void pending_free(struct pending *p)
 {
     pending_clear(p);
-    if (p->z_ready)
-        deflateEnd(&p->z);
+    lg_azmon_items_free(&p->items);
     free(p->buf);
     free(p);
 }
@@ -565,79 +570,35 @@ static bool buf_reserve(struct pending *p, size_t need)
     return true;
 }
 
-/* Feeds len bytes to the slot's deflate stream, growing the output buffer as needed. */
-static bool deflate_chunk(struct pending *p, const void *data, size_t len, int flush)
-{
-    p->z.next_in = (Bytef *)(uintptr_t)data;
-    p->z.avail_in = (uInt)len;
-    for (;;) {
-        if (p->z.avail_out == 0) {
-            size_t used = p->z.total_out;
-            if (!buf_reserve(p, p->buf_cap * 2))
-                return false;
-            p->z.next_out = p->buf + used;
-            p->z.avail_out = (uInt)(p->buf_cap - used);
-        }
-        int rc = deflate(&p->z, flush);
-        if (rc == Z_STREAM_END)
-            return true;
-        if (rc != Z_OK && rc != Z_BUF_ERROR)
-            return false;
-        if (p->z.avail_in == 0 && flush == Z_NO_FLUSH)
-            return true;
-        if (p->z.avail_out != 0 && rc == Z_BUF_ERROR)
-            return false; /* no progress possible */
-    }
-}
-
 /* "[e0,e1,...]" of the pending envelopes [off, off + cnt) into p->buf, gzip'd when
- * configured (streamed: the uncompressed array is never built). Returns the body length,
- * 0 on OOM. */
+ * configured. The envelopes lie back to back in the items buffer with a separator byte
+ * around each (exporters/azure_monitor.h): the array is that run with '[' and ']' written
+ * over its outer separators, compressed in place, then the separators are put back.
+ * Returns the body length, 0 on OOM. */
 static size_t build_body(const struct azmon_state *st, struct pending *p, size_t off, size_t cnt)
 {
-    const struct lg_azmon_item *v = p->items.v + off;
-    size_t raw = 2;
-    for (size_t i = 0; i < cnt; i++)
-        raw += v[i].len + 1;
+    struct lg_azmon_items *it = &p->items;
+    const struct lg_azmon_item *first = &it->v[off], *last = &it->v[off + cnt - 1];
+    char *start = it->buf + first->off - 1;
+    char *end = it->buf + last->off + last->len; /* the separator after the last */
+    size_t raw = (size_t)(end - start) + 1;
+    size_t out = 0;
     if (!st->gzip) {
         if (!buf_reserve(p, raw))
             return 0;
-        size_t o = 0;
-        p->buf[o++] = '[';
-        for (size_t i = 0; i < cnt; i++) {
-            if (i > 0)
-                p->buf[o++] = ',';
-            memcpy(p->buf + o, v[i].json, v[i].len);
-            o += v[i].len;
-        }
-        p->buf[o++] = ']';
-        return o;
+        memcpy(p->buf, start, raw);
+        p->buf[0] = '[';
+        p->buf[raw - 1] = ']';
+        return raw;
     }
-    if (!p->z_ready) {
-        memset(&p->z, 0, sizeof p->z);
-        /* level 1: envelopes are repetitive JSON, the fastest level already shrinks them
-         * about tenfold; gzip wrapper (windowBits 15 + 16) */
-        if (deflateInit2(&p->z, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
-            return 0;
-        p->z_ready = true;
-    } else if (deflateReset(&p->z) != Z_OK) {
+    if (!buf_reserve(p, lg_gzip_bound(raw)))
         return 0;
-    }
-    /* compressed JSON is ~1/8 of the input: start there, grow when needed */
-    if (!buf_reserve(p, raw / 4 + 1024))
-        return 0;
-    p->z.next_out = p->buf;
-    p->z.avail_out = (uInt)p->buf_cap;
-    bool ok = deflate_chunk(p, "[", 1, Z_NO_FLUSH);
-    for (size_t i = 0; ok && i < cnt; i++) {
-        if (i > 0)
-            ok = deflate_chunk(p, ",", 1, Z_NO_FLUSH);
-        if (ok)
-            ok = deflate_chunk(p, v[i].json, v[i].len, Z_NO_FLUSH);
-    }
-    if (ok)
-        ok = deflate_chunk(p, "]", 1, Z_FINISH);
-    return ok ? (size_t)p->z.total_out : 0;
+    *start = '[';
+    *end = ']';
+    out = lg_gzip(AZMON_GZIP_LEVEL, start, raw, p->buf, p->buf_cap);
+    *start = ',';
+    *end = ',';
+    return out;
 }
 
 struct response {
@@ -989,7 +950,7 @@ static void azmon_send(void *ctx, struct lg_batch *b, int64_t deadline, struct l
         p->thread = self;
         int rc = st->map(b, &st->map_opts, &p->items);
         if (rc != LG_OK) {
-            lg_azmon_items_free(&p->items);
+            lg_azmon_items_reset(&p->items, 0);
             res->code = LG_EAGAIN;
             snprintf(res->message, sizeof res->message, "out of memory mapping %zu %s to envelopes", b->items,
                      lg_signal_item_noun(b->signal));
@@ -1089,17 +1050,21 @@ static void azmon_send(void *ctx, struct lg_batch *b, int64_t deadline, struct l
     /* settle: accepted and refused envelopes leave, the rest stays for the next attempt */
     size_t acc = 0, ref = 0, kept = 0;
     for (size_t i = 0; i < n; i++) {
-        if (fate[i] == FATE_KEEP) {
-            p->items.v[kept++] = p->items.v[i];
-            continue;
-        }
-        if (fate[i] == FATE_ACCEPTED)
+        if (fate[i] == FATE_KEEP)
+            kept++;
+        else if (fate[i] == FATE_ACCEPTED)
             acc++;
         else
             ref++;
-        free(p->items.v[i].json);
     }
-    p->items.n = kept;
+    if (kept == 0) {
+        p->items.n = 0;
+        p->items.len = 0;
+    } else if (kept < n) {
+        for (size_t i = 0; i < n; i++)
+            fate[i] = fate[i] == FATE_KEEP; /* fate becomes the keep mask */
+        lg_azmon_items_keep(&p->items, fate);
+    }
     free(fate);
     lg_counter_add(st->c_sent, acc);
     lg_counter_add(st->c_rejected, ref);

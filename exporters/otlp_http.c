@@ -22,11 +22,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zlib.h>
 #include <zstd.h>
 
 #include "../core/auth.h"
 #include "../core/component.h"
+#include "../core/compress.h"
 #include "../core/exporter_helper.h"
 #include "../core/log.h"
 #include "../core/otlp_json.h"
@@ -222,30 +222,11 @@ static int http_state_init(struct http_state *st, const char *id, struct http_co
 
 /* ---- request body ---- */
 
+/* gzip at the Collector's confighttp default level (zlib's default, 6), through
+ * libdeflate: one call over the encoded request, a compressor kept per consumer thread */
 static uint8_t *gzip_bytes(const uint8_t *in, size_t len, size_t *out_len)
 {
-    z_stream z;
-    memset(&z, 0, sizeof z);
-    if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16 /* gzip wrapper */, 8, Z_DEFAULT_STRATEGY) != Z_OK)
-        return NULL;
-    size_t cap = deflateBound(&z, (uLong)len);
-    uint8_t *out = malloc(cap);
-    if (out == NULL) {
-        deflateEnd(&z);
-        return NULL;
-    }
-    z.next_in = (Bytef *)(uintptr_t)in;
-    z.avail_in = (uInt)len;
-    z.next_out = out;
-    z.avail_out = (uInt)cap;
-    int rc = deflate(&z, Z_FINISH);
-    *out_len = z.total_out;
-    deflateEnd(&z);
-    if (rc != Z_STREAM_END) {
-        free(out);
-        return NULL;
-    }
-    return out;
+    return lg_gzip_alloc(LG_GZIP_LEVEL_DEFAULT, in, len, out_len);
 }
 
 static uint8_t *zstd_bytes(const uint8_t *in, size_t len, size_t *out_len)

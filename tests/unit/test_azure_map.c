@@ -3,6 +3,7 @@
  * exporter @azure/monitor-opentelemetry-exporter 1.0.0-beta.47 produces (its rules, and the
  * envelopes in /work/shared/reference/azure-golden/captured.json), plus limits, UTF-8-safe
  * truncation, number and duration text, sampleRate, metrics and logs. */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -52,6 +53,24 @@ static struct lg_batch *batch_json(enum lg_signal sig, const char *json)
     return b;
 }
 
+/* Envelope i as a NUL-terminated copy, after checking the buffer layout the transport
+ * relies on (exporters/azure_monitor.h): back to back, a ',' before and after each. */
+static char *item_json(const struct lg_azmon_items *it, size_t i)
+{
+    const struct lg_azmon_item *e = &it->v[i];
+    assert_true(e->off >= 1 && e->off + e->len < it->len);
+    assert_int_equal(it->buf[e->off - 1], ',');
+    assert_int_equal(it->buf[e->off + e->len], ',');
+    if (i + 1 < it->n)
+        assert_int_equal(it->v[i + 1].off, e->off + e->len + 1);
+    else
+        assert_int_equal(it->len, e->off + e->len + 1);
+    assert_null(memchr(it->buf + e->off, '\0', e->len));
+    char *json = strndup(it->buf + e->off, e->len);
+    assert_non_null(json);
+    return json;
+}
+
 static void map_json_opts(enum lg_signal sig, const char *json, const struct lg_azmon_map_opts *o,
                           struct mapped *out)
 {
@@ -62,11 +81,12 @@ static void map_json_opts(enum lg_signal sig, const char *json, const struct lg_
     assert_true(out->items.n <= 64);
     for (size_t i = 0; i < out->items.n; i++) {
         char eb[256];
-        assert_int_equal(strlen(out->items.v[i].json), out->items.v[i].len);
-        out->env[i] = yajl_tree_parse(out->items.v[i].json, eb, sizeof eb);
+        char *text = item_json(&out->items, i);
+        out->env[i] = yajl_tree_parse(text, eb, sizeof eb);
         if (!out->env[i])
-            fprintf(stderr, "bad JSON: %s\n%s\n", eb, out->items.v[i].json);
+            fprintf(stderr, "bad JSON: %s\n%s\n", eb, text);
         assert_non_null(out->env[i]);
+        free(text);
     }
     out->n = out->items.n;
 }
@@ -183,6 +203,94 @@ static void test_js_number(void **state)
         if (strcmp(b, t[i].want) != 0)
             fail_msg("%.17g: got %s want %s", t[i].v, b, t[i].want);
     }
+}
+
+/* Shortest round trip, checked against printf/strtod for many doubles: short decimals
+ * (the fast path's case: prices, ratios, latencies), random bit patterns and values near
+ * the fast path's limits. The text must read back exactly, have as few significant digits
+ * as the shortest %.*e that reads back, and use JavaScript's notation for its range. */
+/* The significant digits of a number's text (no leading or trailing zeros) into d. */
+static int sig_digits(const char *t, char *d)
+{
+    int n = 0;
+    bool lead = true;
+    for (const char *p = t; *p && *p != 'e'; p++) {
+        if (*p < '0' || *p > '9')
+            continue;
+        if (lead && *p == '0')
+            continue;
+        lead = false;
+        d[n++] = *p;
+    }
+    while (n > 1 && d[n - 1] == '0')
+        n--;
+    d[n] = 0;
+    return n;
+}
+
+static void check_js_number(double v)
+{
+    char b[40], e[40];
+    lg_azmon_js_number(v, b);
+    if (strtod(b, NULL) != v)
+        fail_msg("%.17g printed as %s does not read back", v, b);
+    int want = 17;
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(e, sizeof e, "%.*e", prec - 1, v);
+        if (strtod(e, NULL) == v) {
+            want = prec;
+            break;
+        }
+    }
+    /* the digits: those of the shortest %.*e that reads back (the decimal of that length
+     * nearest to v, which is also JavaScript's choice among those that read back) */
+    char gd[40], wd[40];
+    sig_digits(b, gd);
+    sig_digits(e, wd);
+    if (want == 17 && strtod(e, NULL) != v)
+        fail_msg("%.17g: no %%.16e reads back", v);
+    if (strcmp(gd, wd) != 0)
+        fail_msg("%.17g printed as %s, shortest is %s", v, b, e);
+    double a = fabs(v);
+    bool expo = strchr(b, 'e') != NULL;
+    if (a != 0 && (a >= 1e21 || a < 1e-6) != expo)
+        fail_msg("%.17g printed as %s: wrong notation", v, b);
+}
+
+static void test_js_number_roundtrip(void **state)
+{
+    (void)state;
+    uint64_t x = 88172645463325252ULL;
+    for (int i = 0; i < 200000; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        double v;
+        switch (i % 4) {
+        case 0: /* up to 15 digits over a power of ten */
+            v = (double)(x % 1000000000000000ULL) / pow(10, (double)((x >> 50) % 22));
+            break;
+        case 1: /* few digits */
+            v = (double)(x % 100000) / pow(10, (double)((x >> 40) % 12));
+            break;
+        case 2: { /* any finite double */
+            uint64_t bits = x;
+            memcpy(&v, &bits, sizeof v);
+            if (!isfinite(v))
+                continue;
+            break;
+        }
+        default: /* near the fast path's limits */
+            v = ((x >> 1) & 1 ? 1e15 : 1e-6) * (1 + ((double)(x % 2001) - 1000) * 1e-12);
+        }
+        if (x & 1)
+            v = -v;
+        check_js_number(v);
+    }
+    static const double edge[] = {1e-6, 1e15, 999999999999999.9, 0.1, 0.7, 1.0 / 3, 2.0 / 3, 5e-324,
+                                  1.7976931348623157e308, 123456789012345.6, 0.000001234567890123};
+    for (size_t i = 0; i < sizeof edge / sizeof edge[0]; i++)
+        check_js_number(edge[i]);
 }
 
 static void test_duration(void **state)
@@ -683,13 +791,101 @@ static void test_invalid_utf8(void **state)
     assert_int_equal(lg_azmon_map_batch(b, &o, &items), LG_OK);
     assert_int_equal(items.n, 1);
     char eb[128];
-    yajl_val e = yajl_tree_parse(items.v[0].json, eb, sizeof eb);
+    char *json = item_json(&items, 0);
+    yajl_val e = yajl_tree_parse(json, eb, sizeof eb);
+    free(json);
     assert_non_null(e);
     ASSERT_STR(e, "data/baseData/properties/bad",
                "a\xEF\xBF\xBD"
                "b\xEF\xBF\xBD");
     ASSERT_STR(e, "data/baseData/name", "x\xEF\xBF\xBD\xEF\xBF\xBD");
     yajl_tree_free(e);
+    lg_azmon_items_free(&items);
+    lg_batch_unref(b);
+}
+
+/* The JSON writer's string escaping: every control character, quotes and backslashes at
+ * every position of the 8-byte words it scans, read back exactly by a JSON parser; and an
+ * attribute nested deeper than the writer's depth limit still makes valid JSON. */
+static void test_string_escapes(void **state)
+{
+    (void)state;
+    struct lg_batch *b = batch_json(
+        LG_SIGNAL_TRACES,
+        traces("{\"traceId\":\"" TRACE
+               "\",\"spanId\":\"0000000000000042\",\"name\":\"n\",\"kind\":1,"
+               "\"startTimeUnixNano\":\"" T0 "\",\"endTimeUnixNano\":\"" T0 "\",\"attributes\":["
+               "{\"key\":\"s\",\"value\":{\"stringValue\":\"x\"}},"
+               "{\"key\":\"deep\",\"value\":{\"stringValue\":\"x\"}}]}"));
+    lg_span *s = b->req.traces->resource_spans[0]->scope_spans[0]->spans[0];
+    /* text: for each special byte c, c at offsets 0..9 within a run of plain bytes, then
+     * UTF-8 and DEL (not escaped) */
+    static char text[4096];
+    size_t o = 0;
+    const char specials[] = "\"\\\b\f\n\r\t\x01\x1f\x7f";
+    for (size_t k = 0; k < sizeof specials - 1; k++)
+        for (size_t pos = 0; pos < 10; pos++) {
+            for (size_t i = 0; i < pos; i++)
+                text[o++] = (char)('a' + i);
+            text[o++] = specials[k];
+            memcpy(text + o, "\xC3\xA9z", 3);
+            o += 3;
+        }
+    text[o] = 0;
+    s->attributes[0]->value->string_value = text;
+    /* deep: arrays nested 200 levels (the writer stops at 128) */
+    enum { DEEP = 200 };
+    static lg_any_value vals[DEEP + 1];
+    static Opentelemetry__Proto__Common__V1__ArrayValue arrs[DEEP];
+    static lg_any_value *slots[DEEP];
+    for (size_t i = 0; i <= DEEP; i++) {
+        opentelemetry__proto__common__v1__any_value__init(&vals[i]);
+        if (i < DEEP) {
+            opentelemetry__proto__common__v1__array_value__init(&arrs[i]);
+            slots[i] = &vals[i + 1];
+            arrs[i].n_values = 1;
+            arrs[i].values = &slots[i];
+            vals[i].value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_ARRAY_VALUE;
+            vals[i].array_value = &arrs[i];
+        } else {
+            vals[i].value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_INT_VALUE;
+            vals[i].int_value = 7;
+        }
+    }
+    s->attributes[1]->value = &vals[0];
+    struct lg_azmon_items items = {0};
+    struct lg_azmon_map_opts opts = {.ikey = IKEY, .no_resource_metric = true};
+    assert_int_equal(lg_azmon_map_batch(b, &opts, &items), LG_OK);
+    assert_int_equal(items.n, 1);
+    char *json = item_json(&items, 0);
+    /* escapes as yajl wrote them: short forms, \u00xx lowercase for the rest */
+    assert_non_null(strstr(json, "\\u0001"));
+    assert_non_null(strstr(json, "\\u001f"));
+    assert_non_null(strstr(json, "\\b"));
+    assert_non_null(strstr(json, "\\\""));
+    assert_non_null(strstr(json, "\x7f"));
+    char eb[256];
+    yajl_val e = yajl_tree_parse(json, eb, sizeof eb);
+    if (!e)
+        fprintf(stderr, "bad JSON: %s\n", eb);
+    assert_non_null(e);
+    ASSERT_STR(e, "data/baseData/properties/s", text);
+    yajl_val deep = at(e, "data/baseData/properties/deep");
+    assert_true(deep && YAJL_IS_STRING(deep));
+    /* the text is itself JSON: 128 levels of arrays (the innermost value null) */
+    yajl_val d = yajl_tree_parse(YAJL_GET_STRING(deep), eb, sizeof eb);
+    assert_non_null(d);
+    int levels = 0;
+    yajl_val cur = d;
+    while (YAJL_IS_ARRAY(cur) && cur->u.array.len == 1) {
+        levels++;
+        cur = cur->u.array.values[0];
+    }
+    assert_int_equal(levels, 128);
+    assert_true(YAJL_IS_NULL(cur));
+    yajl_tree_free(d);
+    yajl_tree_free(e);
+    free(json);
     lg_azmon_items_free(&items);
     lg_batch_unref(b);
 }
@@ -907,6 +1103,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_js_number),
+        cmocka_unit_test(test_js_number_roundtrip),
         cmocka_unit_test(test_duration),
         cmocka_unit_test(test_iso_time),
         cmocka_unit_test(test_cut_utf8),
@@ -918,6 +1115,7 @@ int main(void)
         cmocka_unit_test(test_events),
         cmocka_unit_test(test_limits_and_utf8),
         cmocka_unit_test(test_invalid_utf8),
+        cmocka_unit_test(test_string_escapes),
         cmocka_unit_test(test_resource_metric),
         cmocka_unit_test(test_role_fallbacks),
         cmocka_unit_test(test_metrics),

@@ -17,6 +17,8 @@
 
 #include <cmocka.h>
 
+#include <zlib.h> /* the fake server inflates request bodies */
+
 #include <event2/buffer.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -40,14 +42,6 @@ static int fake_map(const struct lg_batch *b, const struct lg_azmon_map_opts *o,
 {
     (void)o;
     for (size_t i = 0; i < b->items; i++) {
-        if (out->n == out->cap) {
-            size_t cap = out->cap ? 2 * out->cap : 8;
-            struct lg_azmon_item *v = realloc(out->v, cap * sizeof *v);
-            if (v == NULL)
-                return LG_ENOMEM;
-            out->v = v;
-            out->cap = cap;
-        }
         char buf[512];
         int n;
         if (fake_pad) {
@@ -62,9 +56,8 @@ static int fake_map(const struct lg_batch *b, const struct lg_azmon_map_opts *o,
         } else {
             n = snprintf(buf, sizeof buf, "{\"seq\":%d}", fake_seq_base + (int)i);
         }
-        out->v[out->n].json = strdup(buf);
-        out->v[out->n].len = (size_t)n;
-        out->n++;
+        if (lg_azmon_items_add(out, buf, (size_t)n) != LG_OK)
+            return LG_ENOMEM;
     }
     return LG_OK;
 }
