@@ -1,7 +1,7 @@
 /* tests/unit/test_azure_map.c — the Azure Monitor mapping (exporters/azure_monitor_map.c):
  * OTLP/JSON requests in, envelopes out, checked field by field against what the official
- * exporter @azure/monitor-opentelemetry-exporter 1.0.0-beta.47 produces (its rules, and the
- * envelopes in the envelopes the official exporter produced, kept with the project reference material), plus limits, UTF-8-safe
+ * exporter @azure/monitor-opentelemetry-exporter 1.0.0-beta.47 produces (its rules, and
+ * envelopes it produced, kept with the project's reference material), plus limits, UTF-8-safe
  * truncation, number and duration text, sampleRate, metrics and logs. */
 #include <math.h>
 #include <setjmp.h>
