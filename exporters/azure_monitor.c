@@ -45,6 +45,7 @@
 #include "../core/component.h"
 #include "../core/compress.h"
 #include "../core/exporter_helper.h"
+#include "../core/http_util.h"
 #include "../core/log.h"
 #include "../core/runtime.h"
 #include "azure_auth.h"
@@ -629,57 +630,17 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
     return n;
 }
 
-static void header_value(const char *line, size_t n, size_t name_len, char *dst, size_t dst_len)
-{
-    const char *v = line + name_len, *end = line + n;
-    while (v < end && (*v == ' ' || *v == '\t'))
-        v++;
-    while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' || end[-1] == '\t'))
-        end--;
-    size_t l = (size_t)(end - v);
-    if (l >= dst_len)
-        l = dst_len - 1;
-    memcpy(dst, v, l);
-    dst[l] = '\0';
-}
-
 static size_t on_header(char *line, size_t size, size_t nmemb, void *arg)
 {
     struct response *r = arg;
     size_t n = size * nmemb;
     if (n > 5 && strncmp(line, "HTTP/", 5) == 0)
         r->retry_after[0] = r->location[0] = '\0'; /* a new response (after 100 Continue) */
-    else if (n > 12 && strncasecmp(line, "retry-after:", 12) == 0)
-        header_value(line, n, 12, r->retry_after, sizeof r->retry_after);
-    else if (n > 9 && strncasecmp(line, "location:", 9) == 0)
-        header_value(line, n, 9, r->location, sizeof r->location);
+    else if (!lg_http_header_value(line, n, "retry-after:", r->retry_after, sizeof r->retry_after))
+        lg_http_header_value(line, n, "location:", r->location, sizeof r->location);
     return n;
 }
 
-/** Retry-After: delay-seconds or an HTTP-date (RFC 9110 §10.2.3), in ns; 0 when absent. */
-static int64_t parse_retry_after(const char *v)
-{
-    if (v == NULL || v[0] == '\0')
-        return 0;
-    int64_t secs = 0;
-    if (isdigit((unsigned char)v[0])) {
-        char *end = NULL;
-        long long s = strtoll(v, &end, 10);
-        if (end != NULL && *end == '\0')
-            secs = s;
-    } else {
-        time_t t = curl_getdate(v, NULL);
-        if (t != (time_t)-1) {
-            int64_t now_s = lg_now_wall_ns() / 1000000000LL;
-            secs = (int64_t)t > now_s ? (int64_t)t - now_s : 0;
-        }
-    }
-    if (secs <= 0)
-        return 0;
-    if (secs > RETRY_AFTER_MAX_S)
-        secs = RETRY_AFTER_MAX_S;
-    return secs * 1000000000LL;
-}
 
 static bool curl_error_permanent(CURLcode c)
 {
@@ -1014,14 +975,14 @@ static void azmon_send(void *ctx, struct lg_batch *b, int64_t deadline, struct l
             any_206 = true;
             if (!apply_partial(&r, fate, off, cnt, &sampled, first_refusal, sizeof first_refusal))
                 lg_warn(st->id, "HTTP 206 with an unreadable body: resending all %zu envelopes of the request", cnt);
-            res->retry_after_ns = parse_retry_after(r.retry_after);
+            res->retry_after_ns = lg_http_retry_after_ns(r.retry_after, RETRY_AFTER_MAX_S);
             continue;
         }
         char excerpt[200];
         body_excerpt(&r, excerpt, sizeof excerpt);
         if (status_retriable(status) || ((status == 401 || status == 403) && st->auth != NULL)) {
             stopped = true;
-            res->retry_after_ns = parse_retry_after(r.retry_after);
+            res->retry_after_ns = lg_http_retry_after_ns(r.retry_after, RETRY_AFTER_MAX_S);
             snprintf(res->message, sizeof res->message, "HTTP %ld%s%s", status, excerpt[0] ? ": " : "", excerpt);
             break;
         }

@@ -28,6 +28,7 @@
 #include "../core/component.h"
 #include "../core/compress.h"
 #include "../core/exporter_helper.h"
+#include "../core/http_util.h"
 #include "../core/log.h"
 #include "../core/otlp_json.h"
 #include "../core/runtime.h"
@@ -262,21 +263,6 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
     return n; /* the rest is dropped, the transfer goes on */
 }
 
-static void header_value(const char *line, size_t n, size_t name_len, char *dst, size_t dst_len)
-{
-    const char *v = line + name_len;
-    const char *end = line + n;
-    while (v < end && (*v == ' ' || *v == '\t'))
-        v++;
-    while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' || end[-1] == '\t'))
-        end--;
-    size_t l = (size_t)(end - v);
-    if (l >= dst_len)
-        l = dst_len - 1;
-    memcpy(dst, v, l);
-    dst[l] = '\0';
-}
-
 static size_t on_header(char *line, size_t size, size_t nmemb, void *arg)
 {
     struct http_response *r = arg;
@@ -284,37 +270,10 @@ static size_t on_header(char *line, size_t size, size_t nmemb, void *arg)
     if (n > 5 && strncmp(line, "HTTP/", 5) == 0) {
         /* a new response (after 100 Continue or a redirect): forget earlier headers */
         r->content_type[0] = r->retry_after[0] = '\0';
-    } else if (n > 13 && strncasecmp(line, "content-type:", 13) == 0) {
-        header_value(line, n, 13, r->content_type, sizeof r->content_type);
-    } else if (n > 12 && strncasecmp(line, "retry-after:", 12) == 0) {
-        header_value(line, n, 12, r->retry_after, sizeof r->retry_after);
+    } else if (!lg_http_header_value(line, n, "content-type:", r->content_type, sizeof r->content_type)) {
+        lg_http_header_value(line, n, "retry-after:", r->retry_after, sizeof r->retry_after);
     }
     return n;
-}
-
-/** Retry-After: delay-seconds or an HTTP-date (RFC 9110 §10.2.3); 0 when absent/invalid. */
-static int64_t parse_retry_after(const char *v)
-{
-    if (v == NULL || v[0] == '\0')
-        return 0;
-    int64_t secs = -1;
-    if (isdigit((unsigned char)v[0])) {
-        char *end = NULL;
-        long long s = strtoll(v, &end, 10);
-        if (end != NULL && *end == '\0')
-            secs = s;
-    } else {
-        time_t t = curl_getdate(v, NULL);
-        if (t != (time_t)-1) {
-            int64_t now_s = lg_now_wall_ns() / 1000000000LL;
-            secs = (int64_t)t > now_s ? (int64_t)t - now_s : 0;
-        }
-    }
-    if (secs <= 0)
-        return 0;
-    if (secs > RETRY_AFTER_MAX_S)
-        secs = RETRY_AFTER_MAX_S;
-    return secs * 1000000000LL;
 }
 
 static bool is_json_type(const char *ct)
@@ -580,7 +539,7 @@ static void http_send(void *ctx, struct lg_batch *b, int64_t deadline, struct lg
         read_partial_success(st, b->signal, r, res);
     } else if (status == 429 || status == 502 || status == 503 || status == 504) {
         res->code = LG_EAGAIN;
-        res->retry_after_ns = parse_retry_after(r->retry_after);
+        res->retry_after_ns = lg_http_retry_after_ns(r->retry_after, RETRY_AFTER_MAX_S);
         char msg[200];
         status_message(st, r, msg, sizeof msg);
         snprintf(res->message, sizeof res->message, "HTTP %ld%s%s", status, msg[0] ? ": " : "", msg);
