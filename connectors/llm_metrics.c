@@ -387,11 +387,14 @@ struct lm_pass {
     const char *service;
 };
 
+/* `listed`: what llm_cost read from the span (with the cost it wrote), else NULL to read it */
 static void lm_visit(struct lm_pass *p, const lg_resource_spans *rs, const lg_scope_spans *ss,
-                     const lg_span *span)
+                     const lg_span *span, const struct lg_llm_call *listed)
 {
     struct lg_llm_call call;
-    if (lg_llm_read(rs->resource, ss->scope, span, &call) != 1)
+    if (listed != NULL)
+        call = *listed;
+    else if (lg_llm_read(rs->resource, ss->scope, span, &call) != 1)
         return;
     if (rs != p->last_rs) {
         p->last_rs = rs;
@@ -414,14 +417,15 @@ static int lm_consume(struct lg_component *c, struct lg_batch *b)
     if (b->llm_scanned) {
         /* llm_cost already found the LLM spans: visit only those */
         for (size_t k = 0; k < b->n_llm_spans; k++)
-            lm_visit(&p, b->llm_spans[k].rs, b->llm_spans[k].ss, b->llm_spans[k].span);
+            lm_visit(&p, b->llm_spans[k].rs, b->llm_spans[k].ss, b->llm_spans[k].span,
+                     b->llm_spans[k].call);
     } else {
         const lg_traces_req *req = b->req.traces;
         for (size_t r = 0; r < req->n_resource_spans; r++) {
             const lg_resource_spans *rs = req->resource_spans[r];
             for (size_t s = 0; s < rs->n_scope_spans; s++)
                 for (size_t i = 0; i < rs->scope_spans[s]->n_spans; i++)
-                    lm_visit(&p, rs, rs->scope_spans[s], rs->scope_spans[s]->spans[i]);
+                    lm_visit(&p, rs, rs->scope_spans[s], rs->scope_spans[s]->spans[i], NULL);
         }
     }
     if (p.locked)

@@ -40,11 +40,17 @@ int lg_signal_parse(const char *name, size_t len);
 /** The Collector's item noun per signal: "spans", "metric_points", "log_records". */
 const char *lg_signal_item_noun(enum lg_signal s);
 
-/** One span recognised as an LLM call, with the entries it hangs under. */
+struct lg_llm_call;
+
+/** One span recognised as an LLM call, with the entries it hangs under, and what the
+ *  component that listed it read from it (core/llm.h; strings point into the span; the
+ *  cost is the one the forwarded span carries), so later components need not read it
+ *  again. */
 struct lg_llm_span_ref {
     const lg_resource_spans *rs;
     const lg_scope_spans *ss;
     const lg_span *span;
+    const struct lg_llm_call *call;
 };
 
 /** Where one span's protobuf encoding sits in the request bytes a batch was decoded from. */

@@ -181,8 +181,10 @@ const char *lg_llm_convention_name(enum lg_llm_convention c)
 
 const lg_any_value *lg_attr_find(lg_kv *const *attrs, size_t n, const char *key)
 {
+    /* the first byte inline: most keys differ there, and a call to strcmp per attribute
+     * was 2% of the tail-sampling benchmark */
     for (size_t i = 0; i < n; i++)
-        if (attrs[i] && attrs[i]->key && strcmp(attrs[i]->key, key) == 0)
+        if (attrs[i] && attrs[i]->key && attrs[i]->key[0] == key[0] && strcmp(attrs[i]->key, key) == 0)
             return attrs[i]->value;
     return NULL;
 }

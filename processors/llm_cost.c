@@ -224,12 +224,13 @@ struct span_plan {
 
 /* Returns whether the span is an LLM call; pl says what to write on it (maybe nothing). */
 static bool plan_span(struct llm_cost_state *st, const lg_resource *res, const lg_scope *scope, const lg_span *span,
-                      struct span_plan *pl)
+                      struct span_plan *pl, struct lg_llm_call *out)
 {
     pl->n = 0;
     struct lg_llm_call call;
     if (!lg_llm_read_ex(res, scope, span, st->read_flags, &call))
         return false;
+    *out = call;
     const struct llm_cost_conf *cf = st->conf;
     if (cf->write.normalized_tokens) {
         if (!(call.token_sources & LG_LLM_SRC_GENAI_INPUT) && call.input_tokens >= 0)
@@ -252,6 +253,11 @@ static bool plan_span(struct llm_cost_state *st, const lg_resource *res, const l
         return true;
     }
     lg_counter_add(st->priced, 1);
+    if (cf->write.gen_ai_usage_cost || cf->write.openinference) {
+        /* the forwarded span carries this cost: say so in the call we list on the batch */
+        out->has_cost = true;
+        out->cost_usd = r.total_usd;
+    }
     if (cf->write.gen_ai_usage_cost)
         pl->set[pl->n++] = (struct lg_attr_set){.key = "gen_ai.usage.cost", .kind = LG_ATTR_DOUBLE, .d = r.total_usd};
     if (cf->write.openinference) {
@@ -276,6 +282,7 @@ static int llm_cost_consume(struct lg_component *c, struct lg_batch *b)
     /* where the LLM spans are (r, s, i), so the batch we forward can list them */
     struct llm_pos {
         size_t r, s, i;
+        struct lg_llm_call call;
     } *pos = NULL;
     size_t npos = 0, cappos = 0;
     for (size_t r = 0; r < req->n_resource_spans && rc == LG_OK; r++) {
@@ -289,7 +296,8 @@ static int llm_cost_consume(struct lg_component *c, struct lg_batch *b)
                 if (i + 1 < ss->n_spans)
                     __builtin_prefetch(ss->spans[i + 1]->attributes);
                 struct span_plan pl;
-                if (!plan_span(st, rs->resource, ss->scope, ss->spans[i], &pl))
+                struct lg_llm_call call;
+                if (!plan_span(st, rs->resource, ss->scope, ss->spans[i], &pl, &call))
                     continue;
                 if (npos == cappos) {
                     size_t nc = cappos ? cappos * 2 : 64;
@@ -301,7 +309,7 @@ static int llm_cost_consume(struct lg_component *c, struct lg_batch *b)
                     pos = np;
                     cappos = nc;
                 }
-                pos[npos++] = (struct llm_pos){r, s, i};
+                pos[npos++] = (struct llm_pos){r, s, i, call};
                 if (pl.n == 0)
                     continue;
                 if (nb == NULL && (nb = lg_batch_clone_shallow(b)) == NULL) {
@@ -321,12 +329,14 @@ static int llm_cost_consume(struct lg_component *c, struct lg_batch *b)
     if (rc == LG_OK && nb != NULL) {
         /* the clone is ours: record which spans are LLM calls for the components after us */
         struct lg_llm_span_ref *refs = lg_arena_alloc(nb->arena, (npos ? npos : 1) * sizeof *refs);
-        if (refs != NULL) {
+        struct lg_llm_call *calls = lg_arena_alloc(nb->arena, (npos ? npos : 1) * sizeof *calls);
+        if (refs != NULL && calls != NULL) {
             const lg_traces_req *nreq = nb->req.traces;
             for (size_t k = 0; k < npos; k++) {
                 const lg_resource_spans *nrs = nreq->resource_spans[pos[k].r];
                 const lg_scope_spans *nss = nrs->scope_spans[pos[k].s];
-                refs[k] = (struct lg_llm_span_ref){nrs, nss, nss->spans[pos[k].i]};
+                calls[k] = pos[k].call;
+                refs[k] = (struct lg_llm_span_ref){nrs, nss, nss->spans[pos[k].i], &calls[k]};
             }
             nb->llm_spans = refs;
             nb->n_llm_spans = npos;

@@ -4,7 +4,7 @@
  * forwards the kept traces whole from a decision thread of its own.
  *
  * Owns: the trace table (NSHARDS shards by trace ID, a mutex each), the per-shard decision
- * caches, the interned resources/scopes, the deadline heap and the ready list (traces
+ * caches, the interned resources/scopes, the deadline lists and the ready list (traces
  * decided sampled, waiting to be forwarded), the decision thread.
  *
  * Storage per trace (ARCHITECTURE "Data model"): one malloc'd buffer of
@@ -16,7 +16,7 @@
  * raw_find), so only spans a processor changed, or that came without an index, are
  * encoded here.
  *
- * Lock order: shard -> timer (heap + ready list) -> decision (policy state) -> intern
+ * Lock order: shard -> timer (deadline lists + ready list) -> decision (policy state) -> intern
  * shard. No lock is held while calling the next component.
  *
  * Limits: num_traces and max_memory_mib bound what waits; past either the trace with the
@@ -40,7 +40,9 @@
 #define NSHARDS  64
 #define NINTERN  16
 #define SPAN_HDR 8
-#define NOHEAP   UINT32_MAX
+/* the deadline lists: traces waiting decision_wait, and traces whose root arrived waiting
+ * decision_wait_after_root_received */
+enum { WAIT_DECISION = 0, WAIT_AFTER_ROOT = 1, WAIT_LISTS = 2, WAIT_NONE = 0xff };
 /* decided traces forwarded per downstream call */
 #define FORWARD_MAX_SPANS 8192
 /* traces expired per pass of the decision thread before it forwards */
@@ -116,7 +118,8 @@ struct ts_intern {
 struct ts_trace {
     struct ts_trace *next; /* shard chain, or the ready / late lists */
     uint8_t tid[16];
-    uint32_t heap_idx;
+    uint8_t wlist; /* WAIT_* list the trace waits in, WAIT_NONE once out */
+    struct ts_trace *wprev, *wnext;
     uint16_t nrefs, caprefs;
     uint32_t len, cap;
     int64_t deadline_ns;
@@ -171,10 +174,12 @@ struct ts_state {
     size_t max_bytes;
     struct ts_shard shards[NSHARDS];
     struct ts_intern_shard intern[NINTERN];
-    pthread_mutex_t tlock; /* heap, ready list, stopping */
+    pthread_mutex_t tlock; /* deadline lists, ready list, stopping */
     pthread_cond_t cond;
-    struct ts_trace **heap;
-    size_t nheap, capheap;
+    struct ts_wait {
+        struct ts_trace *head, *tail;
+    } waits[WAIT_LISTS];
+    size_t nwait;
     struct ts_trace *ready_head, *ready_tail;
     size_t nready;
     int64_t retry_at_ns, backoff_ns;
@@ -324,7 +329,7 @@ static struct ts_trace *trace_new(struct ts_state *st, const uint8_t *tid)
     if (t == NULL)
         return NULL;
     memcpy(t->tid, tid, 16);
-    t->heap_idx = NOHEAP;
+    t->wlist = WAIT_NONE;
     ts_summary_init(&t->sum);
     account(st, t);
     return t;
@@ -410,82 +415,64 @@ static int trace_append(struct ts_state *st, struct ts_trace *t, const uint8_t *
     return LG_OK;
 }
 
-/* ---- deadline heap (under tlock) ---- */
+/* ---- deadlines (under tlock) ----
+ * A trace's deadline is its arrival plus decision_wait, or its root span's arrival plus
+ * decision_wait_after_root_received: the clock plus a constant, so each of the two lists is
+ * in deadline order by construction and the earliest deadline is one of their heads. Push,
+ * remove and pop are O(1). Consumers read the clock before taking the lock, so a push
+ * never lets a deadline go below its list's tail: clamped up to it, a deadline is late by
+ * at most the time between two concurrent consumers' clock reads. */
 
-static void heap_set(struct ts_state *st, size_t i, struct ts_trace *t)
+static struct ts_trace *wait_first(const struct ts_state *st)
 {
-    st->heap[i] = t;
-    t->heap_idx = (uint32_t)i;
+    struct ts_trace *a = st->waits[WAIT_DECISION].head, *b = st->waits[WAIT_AFTER_ROOT].head;
+    if (a == NULL)
+        return b;
+    if (b == NULL)
+        return a;
+    return b->deadline_ns < a->deadline_ns ? b : a;
 }
 
-static void heap_up(struct ts_state *st, size_t i)
+/* Appends t to list `which`; returns whether it is now the earliest of all (then the
+ * decision thread must wake to sleep less). */
+static bool wait_push(struct ts_state *st, struct ts_trace *t, int which)
 {
-    struct ts_trace *t = st->heap[i];
-    while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (st->heap[p]->deadline_ns <= t->deadline_ns)
-            break;
-        heap_set(st, i, st->heap[p]);
-        i = p;
-    }
-    heap_set(st, i, t);
-}
-
-static void heap_down(struct ts_state *st, size_t i)
-{
-    struct ts_trace *t = st->heap[i];
-    for (;;) {
-        size_t l = 2 * i + 1, m = i;
-        int64_t md = t->deadline_ns;
-        if (l < st->nheap && st->heap[l]->deadline_ns < md) {
-            m = l;
-            md = st->heap[l]->deadline_ns;
-        }
-        if (l + 1 < st->nheap && st->heap[l + 1]->deadline_ns < md)
-            m = l + 1;
-        if (m == i)
-            break;
-        heap_set(st, i, st->heap[m]);
-        i = m;
-    }
-    heap_set(st, i, t);
-}
-
-static int heap_push(struct ts_state *st, struct ts_trace *t)
-{
-    if (st->nheap == st->capheap) {
-        size_t nc = st->capheap ? st->capheap * 2 : 1024;
-        struct ts_trace **h = realloc(st->heap, nc * sizeof *h);
-        if (h == NULL)
-            return LG_ENOMEM;
-        st->heap = h;
-        st->capheap = nc;
-    }
-    st->heap[st->nheap++] = t;
-    heap_up(st, st->nheap - 1);
-    return LG_OK;
-}
-
-static void heap_remove(struct ts_state *st, struct ts_trace *t)
-{
-    size_t i = t->heap_idx;
-    t->heap_idx = NOHEAP;
-    struct ts_trace *last = st->heap[--st->nheap];
-    if (i == st->nheap)
-        return;
-    heap_set(st, i, last);
-    if (i > 0 && st->heap[(i - 1) / 2]->deadline_ns > last->deadline_ns)
-        heap_up(st, i);
+    struct ts_wait *w = &st->waits[which];
+    if (w->tail != NULL && w->tail->deadline_ns > t->deadline_ns)
+        t->deadline_ns = w->tail->deadline_ns;
+    t->wlist = (uint8_t)which;
+    t->wnext = NULL;
+    t->wprev = w->tail;
+    if (w->tail != NULL)
+        w->tail->wnext = t;
     else
-        heap_down(st, i);
+        w->head = t;
+    w->tail = t;
+    st->nwait++;
+    return wait_first(st) == t;
 }
 
-static struct ts_trace *heap_pop(struct ts_state *st)
+static void wait_remove(struct ts_state *st, struct ts_trace *t)
 {
-    if (st->nheap == 0)
-        return NULL;
-    struct ts_trace *t = st->heap[0];
-    heap_remove(st, t);
+    struct ts_wait *w = &st->waits[t->wlist];
+    if (t->wprev != NULL)
+        t->wprev->wnext = t->wnext;
+    else
+        w->head = t->wnext;
+    if (t->wnext != NULL)
+        t->wnext->wprev = t->wprev;
+    else
+        w->tail = t->wprev;
+    t->wprev = t->wnext = NULL;
+    t->wlist = WAIT_NONE;
+    st->nwait--;
+}
+
+static struct ts_trace *wait_pop(struct ts_state *st)
+{
+    struct ts_trace *t = wait_first(st);
+    if (t != NULL)
+        wait_remove(st, t);
     return t;
 }
 
@@ -636,7 +623,7 @@ static void ready_push_locked(struct ts_state *st, struct ts_trace *t)
     atomic_fetch_add(&st->ready_bytes, t->accounted);
 }
 
-/* Decides a trace that is out of the heap; the shard lock is held. Removes it from the
+/* Decides a trace that is out of the deadline lists; the shard lock is held. Removes it from the
  * table, remembers the decision, queues it for forwarding or frees it. */
 static void finalize_locked(struct ts_state *st, struct ts_shard *sh, struct ts_trace *t,
                             uint64_t h, enum early_reason why)
@@ -856,10 +843,11 @@ static void *decider(void *arg)
     pthread_mutex_lock(&st->tlock);
     while (!st->stopping) {
         int64_t now = lg_now_mono_ns();
-        if (st->nheap && st->heap[0]->deadline_ns <= now) {
+        struct ts_trace *first = wait_first(st);
+        if (first != NULL && first->deadline_ns <= now) {
             size_t n = 0;
-            while (n < EXPIRE_MAX && st->nheap && st->heap[0]->deadline_ns <= now)
-                due[n++] = heap_pop(st);
+            while (n < EXPIRE_MAX && (first = wait_first(st)) != NULL && first->deadline_ns <= now)
+                due[n++] = wait_pop(st);
             pthread_mutex_unlock(&st->tlock);
             for (size_t i = 0; i < n; i++)
                 finalize(st, due[i], EARLY_NONE);
@@ -873,8 +861,8 @@ static void *decider(void *arg)
             continue;
         }
         int64_t wake = 0;
-        if (st->nheap)
-            wake = st->heap[0]->deadline_ns;
+        if (first != NULL)
+            wake = first->deadline_ns;
         if (st->ready_head && (wake == 0 || st->retry_at_ns < wake))
             wake = st->retry_at_ns;
         if (wake == 0) {
@@ -900,7 +888,7 @@ static void enforce_limits(struct ts_state *st)
         else
             return;
         pthread_mutex_lock(&st->tlock);
-        struct ts_trace *t = heap_pop(st);
+        struct ts_trace *t = wait_pop(st);
         pthread_mutex_unlock(&st->tlock);
         if (t == NULL)
             return; /* everything left is already decided (ready list) */
@@ -910,9 +898,10 @@ static void enforce_limits(struct ts_state *st)
 
 /* ---- consume ---- */
 
-static int cmp_ptr(const void *a, const void *b)
+static int cmp_ref(const void *a, const void *b)
 {
-    uintptr_t x = (uintptr_t) * (const void *const *)a, y = (uintptr_t) * (const void *const *)b;
+    uintptr_t x = (uintptr_t)((const struct lg_llm_span_ref *)a)->span,
+              y = (uintptr_t)((const struct lg_llm_span_ref *)b)->span;
     return x < y ? -1 : x > y;
 }
 
@@ -1007,15 +996,15 @@ static int ts_consume(struct lg_component *c, struct lg_batch *b)
         return LG_EAGAIN;
     }
     const struct ts_policies *pol = st->pol;
-    const lg_span **llm_sorted = NULL;
+    /* the LLM spans llm_cost listed, with what it read from them, sorted by address */
+    struct lg_llm_span_ref *llm_sorted = NULL;
     size_t nllm = 0;
     if (pol->need_llm && b->llm_scanned && b->n_llm_spans) {
         llm_sorted = malloc(b->n_llm_spans * sizeof *llm_sorted);
         if (llm_sorted) {
-            for (size_t i = 0; i < b->n_llm_spans; i++)
-                llm_sorted[i] = b->llm_spans[i].span;
+            memcpy(llm_sorted, b->llm_spans, b->n_llm_spans * sizeof *llm_sorted);
             nllm = b->n_llm_spans;
-            qsort(llm_sorted, nllm, sizeof *llm_sorted, cmp_ptr);
+            qsort(llm_sorted, nllm, sizeof *llm_sorted, cmp_ref);
         }
     }
     struct ts_scratch scratch = {0};
@@ -1110,18 +1099,18 @@ static int ts_consume(struct lg_component *c, struct lg_batch *b)
                     run_left = k;
                 }
                 run_left--;
-                struct lg_llm_call call, *llm = NULL;
+                struct lg_llm_call call;
+                const struct lg_llm_call *llm = NULL;
                 if (pol->need_llm) {
-                    bool is_llm;
-                    if (b->llm_scanned)
-                        is_llm =
-                            nllm &&
-                            bsearch(&span, llm_sorted, nllm, sizeof *llm_sorted, cmp_ptr) != NULL &&
-                            lg_llm_read(rs->resource, ss->scope, span, &call);
-                    else
-                        is_llm = lg_llm_read(rs->resource, ss->scope, span, &call);
-                    if (is_llm)
+                    if (b->llm_scanned) {
+                        const struct lg_llm_span_ref key = {.span = span}, *ref =
+                            nllm ? bsearch(&key, llm_sorted, nllm, sizeof *llm_sorted, cmp_ref) : NULL;
+                        if (ref != NULL)
+                            llm = ref->call != NULL ? ref->call
+                                  : lg_llm_read(rs->resource, ss->scope, span, &call) ? &call : NULL;
+                    } else if (lg_llm_read(rs->resource, ss->scope, span, &call)) {
                         llm = &call;
+                    }
                 }
                 uint64_t h = tid_hash(tid);
                 struct ts_shard *sh = shard_of(st, h);
@@ -1167,19 +1156,9 @@ static int ts_consume(struct lg_component *c, struct lg_batch *b)
                     lg_counter_add(st->new_traces, 1);
                     t->deadline_ns = now + st->conf->decision_wait_ns;
                     pthread_mutex_lock(&st->tlock);
-                    int hrc = heap_push(st, t);
-                    bool wake = hrc == LG_OK && t->heap_idx == 0;
-                    if (wake)
+                    if (wait_push(st, t, WAIT_DECISION))
                         pthread_cond_signal(&st->cond);
                     pthread_mutex_unlock(&st->tlock);
-                    if (hrc != LG_OK) {
-                        table_remove(sh, t, h);
-                        atomic_fetch_sub(&st->ntraces, 1);
-                        pthread_mutex_unlock(&sh->lock);
-                        trace_free(st, t);
-                        rc = LG_ENOMEM;
-                        break;
-                    }
                 }
                 if (reserve > 0)
                     (void)trace_reserve(st, t, reserve); /* else trace_append grows it */
@@ -1196,20 +1175,20 @@ static int ts_consume(struct lg_component *c, struct lg_batch *b)
                     !was_root && t->sum.root_seen && st->conf->decision_wait_after_root_ns > 0;
                 if (early || root_now) {
                     pthread_mutex_lock(&st->tlock);
-                    bool in_heap = t->heap_idx != NOHEAP;
-                    if (in_heap && early) {
-                        heap_remove(st, t);
-                    } else if (in_heap) {
+                    bool waiting = t->wlist != WAIT_NONE;
+                    if (waiting && early) {
+                        wait_remove(st, t);
+                    } else if (waiting) {
                         int64_t d = now + st->conf->decision_wait_after_root_ns;
                         if (d < t->deadline_ns) {
+                            wait_remove(st, t);
                             t->deadline_ns = d;
-                            heap_up(st, t->heap_idx);
-                            if (t->heap_idx == 0)
+                            if (wait_push(st, t, WAIT_AFTER_ROOT))
                                 pthread_cond_signal(&st->cond);
                         }
                     }
                     pthread_mutex_unlock(&st->tlock);
-                    if (in_heap && early)
+                    if (waiting && early)
                         finalize_locked(st, sh, t, h, EARLY_MAX_SPANS);
                 }
                 pthread_mutex_unlock(&sh->lock);
@@ -1294,7 +1273,6 @@ static void state_free(struct ts_state *st)
         free(is->buckets);
         pthread_mutex_destroy(&is->lock);
     }
-    free(st->heap);
     pthread_mutex_destroy(&st->tlock);
     pthread_mutex_destroy(&st->dlock);
     pthread_cond_destroy(&st->cond);
@@ -1442,7 +1420,7 @@ int lg_tail_sampling_flush(struct lg_component *c)
     struct ts_state *st = c->state;
     for (;;) {
         pthread_mutex_lock(&st->tlock);
-        struct ts_trace *t = heap_pop(st);
+        struct ts_trace *t = wait_pop(st);
         pthread_mutex_unlock(&st->tlock);
         if (t == NULL)
             break;
@@ -1464,7 +1442,7 @@ size_t lg_tail_sampling_pending(struct lg_component *c, size_t *ready)
 {
     struct ts_state *st = c->state;
     pthread_mutex_lock(&st->tlock);
-    size_t n = st->nheap;
+    size_t n = st->nwait;
     if (ready)
         *ready = st->nready;
     pthread_mutex_unlock(&st->tlock);
@@ -1487,7 +1465,7 @@ static int ts_shutdown(struct lg_component *c, int64_t deadline)
     size_t lost = 0;
     for (;;) {
         pthread_mutex_lock(&st->tlock);
-        struct ts_trace *t = heap_pop(st);
+        struct ts_trace *t = wait_pop(st);
         pthread_mutex_unlock(&st->tlock);
         if (t == NULL)
             break;

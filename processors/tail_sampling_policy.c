@@ -670,10 +670,16 @@ void ts_span_observe(const struct ts_policies *p, const lg_resource *res, const 
         /* gen_ai.usage.cost as llm_cost (or OpenLIT) wrote it, on any span; else the cost
          * lg_llm_read found (llm.cost.total) */
         double cost = 0;
-        const lg_any_value *cv =
-            lg_attr_find(span->attributes, span->n_attributes, "gen_ai.usage.cost");
-        if (!(cv && lg_any_double(cv, &cost)) && llm && llm->has_cost)
-            cost = llm->cost_usd;
+        if (llm != NULL) {
+            /* lg_llm_read (or llm_cost's listing) took it from these very attributes */
+            if (llm->has_cost)
+                cost = llm->cost_usd;
+        } else {
+            const lg_any_value *cv =
+                lg_attr_find(span->attributes, span->n_attributes, "gen_ai.usage.cost");
+            if (!(cv && lg_any_double(cv, &cost)))
+                cost = 0;
+        }
         if (isfinite(cost) && cost > 0)
             s->cost_usd += cost;
     }

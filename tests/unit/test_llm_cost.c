@@ -126,6 +126,17 @@ static void test_prices_seed_span_and_marks_unknown_model(void **state)
     assert_int_equal(v, 100);
     /* the plain span is shared, not copied */
     assert_ptr_equal(span_at(out, 1), span_at(b, 1));
+    /* the LLM spans are listed for later components, with the call as forwarded: the
+     * cost just written, the tokens read */
+    assert_true(out->llm_scanned);
+    assert_int_equal(out->n_llm_spans, 2);
+    assert_ptr_equal(out->llm_spans[0].span, s0);
+    assert_non_null(out->llm_spans[0].call);
+    assert_true(out->llm_spans[0].call->has_cost);
+    assert_true(fabs(out->llm_spans[0].call->cost_usd - want) < 1e-15);
+    assert_int_equal(out->llm_spans[0].call->total_tokens, 1100);
+    assert_ptr_equal(out->llm_spans[1].span, span_at(out, 2));
+    assert_false(out->llm_spans[1].call->has_cost);
     /* unknown model: marked, counted, no cost */
     const lg_span *s2 = span_at(out, 2);
     bool bv = false;

@@ -1058,7 +1058,9 @@ static void test_llm_policies_on_batches(void **state)
     struct lg_err err;
     assert_int_equal(make_processor(&f, y, &err), 0);
     struct gspan g[3] = {{1, 0, 0, false, NULL}, {1, 1, 0, false, NULL}, {2, 0, 0, false, NULL}};
-    for (int scanned = 0; scanned < 2; scanned++) {
+    /* scanned 0: not listed; 1: listed without the call; 2: listed with llm_cost's call */
+    static struct lg_llm_call calls[3];
+    for (int scanned = 0; scanned < 3; scanned++) {
         g[0].trace = g[1].trace = 1 + 10 * (uint32_t)scanned;
         g[2].trace = 2 + 10 * (uint32_t)scanned;
         struct lg_batch *b = gen_batch(g, 3);
@@ -1070,7 +1072,11 @@ static void test_llm_policies_on_batches(void **state)
             s->trace_id = ss->spans[i]->trace_id;
             s->span_id = ss->spans[i]->span_id;
             ss->spans[i] = s;
-            refs[i] = (struct lg_llm_span_ref){b->req.traces->resource_spans[0], ss, s};
+            refs[i] = (struct lg_llm_span_ref){b->req.traces->resource_spans[0], ss, s, NULL};
+            if (scanned == 2) {
+                assert_true(lg_llm_read(NULL, NULL, s, &calls[i]));
+                refs[i].call = &calls[i];
+            }
         }
         if (scanned) {
             b->llm_spans = refs;
@@ -1082,7 +1088,7 @@ static void test_llm_policies_on_batches(void **state)
     }
     assert_int_equal(lg_tail_sampling_flush(&f.proc), LG_OK);
     /* trace 1 and 11 cost 0.06 (kept), traces 2 and 12 cost 0.03 */
-    static struct seen seen[13];
+    static struct seen seen[23];
     memset(seen, 0, sizeof seen);
     for (size_t bi = 0; bi < f.sink.ngot; bi++) {
         const lg_traces_req *req = f.sink.got[bi]->req.traces;
@@ -1099,6 +1105,8 @@ static void test_llm_policies_on_batches(void **state)
     assert_int_equal(seen[11].spans, 2);
     assert_int_equal(seen[2].spans, 0);
     assert_int_equal(seen[12].spans, 0);
+    assert_int_equal(seen[21].spans, 2);
+    assert_int_equal(seen[22].spans, 0);
     free_processor(&f);
 }
 
