@@ -23,6 +23,21 @@ struct lg_counter *lg_telemetry_counter(struct lg_telemetry *t, const char *name
 void lg_counter_add(struct lg_counter *c, uint64_t n);
 uint64_t lg_counter_value(const struct lg_counter *c);
 
+/** A histogram with fixed upper bounds (ascending, at most LG_HISTOGRAM_MAX_BOUNDS; the
+ *  +Inf bucket is implicit) of integer observations, rendered as Prometheus _bucket /
+ *  _sum / _count. Same creation rules as counters; the bounds of the first creation win.
+ *  lg_histogram_observe(NULL, ...) is a no-op; observing is lock-free. */
+#define LG_HISTOGRAM_MAX_BOUNDS 32
+struct lg_histogram;
+struct lg_histogram *lg_telemetry_histogram(struct lg_telemetry *t, const char *name,
+                                            const char *help, const char *labels,
+                                            const double *bounds, size_t nbounds);
+void lg_histogram_observe(struct lg_histogram *h, uint64_t v);
+/** Observations so far (for tests). */
+uint64_t lg_histogram_count(const struct lg_histogram *h);
+/** The OTel SDK's default explicit bucket bounds (0, 5, 10, 25, ... 10000). */
+extern const double lg_histogram_default_bounds[];
+extern const size_t lg_histogram_default_nbounds;
 /** A gauge read at scrape time through fn(arg). */
 int lg_telemetry_gauge_fn(struct lg_telemetry *t, const char *name, const char *help,
                           const char *labels, double (*fn)(void *arg), void *arg);
