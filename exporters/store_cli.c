@@ -472,6 +472,10 @@ int lg_store_cli_main(int argc, char **argv)
         fprintf(stderr, "\n");
         code = EXIT_KEY;
     }
+    if (st.being_written)
+        fprintf(stderr,
+                "llmgate store: the newest segment was being appended to; its last record is "
+                "left for the next read\n");
     if (st.corrupt || st.truncated || cl.bad_json) {
         fprintf(stderr,
                 "llmgate store: skipped %" PRIu64 " corrupted record(s) and %" PRIu64

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
@@ -324,13 +325,15 @@ static int read_file(const char *path, uint8_t **out, size_t *len, struct lg_err
     return LG_OK;
 }
 
-int lg_store_read_segment(const char *path, const struct lg_store_key *keys, size_t nkeys,
-                          lg_store_record_fn fn, void *ctx, struct lg_store_read_stats *st,
-                          struct lg_err *err)
+/* lg_store_read_segment, telling how many bytes it read (*lenp) */
+static int read_segment_len(const char *path, const struct lg_store_key *keys, size_t nkeys,
+                            lg_store_record_fn fn, void *ctx, struct lg_store_read_stats *st,
+                            size_t *lenp, struct lg_err *err)
 {
     uint8_t *buf = NULL;
     size_t len = 0;
     int rc = read_file(path, &buf, &len, err);
+    *lenp = len;
     if (rc != LG_OK)
         return rc;
     const char *base = strrchr(path, '/');
@@ -339,6 +342,33 @@ int lg_store_read_segment(const char *path, const struct lg_store_key *keys, siz
     if (rc == LG_ENOMEM)
         return lg_err_set(err, LG_ENOMEM, "out of memory reading \"%s\"", path);
     return rc;
+}
+
+int lg_store_read_segment(const char *path, const struct lg_store_key *keys, size_t nkeys,
+                          lg_store_record_fn fn, void *ctx, struct lg_store_read_stats *st,
+                          struct lg_err *err)
+{
+    size_t len;
+    return read_segment_len(path, keys, nkeys, fn, ctx, st, &len, err);
+}
+
+/* A frame is appended with one write(), but a reader can see the file mid-write; a tail
+ * that is still being written shows up as growth within a few milliseconds. */
+#define GREW_CHECKS   5
+#define GREW_PAUSE_NS (20 * 1000 * 1000L)
+
+bool lg_store_file_grew(const char *path, size_t len)
+{
+    for (int i = 0; i < GREW_CHECKS; i++) {
+        struct stat sb;
+        if (stat(path, &sb) != 0)
+            return false;
+        if ((uint64_t)sb.st_size > (uint64_t)len)
+            return true;
+        struct timespec ts = {0, GREW_PAUSE_NS};
+        nanosleep(&ts, NULL);
+    }
+    return false;
 }
 
 static bool is_segment_name(const char *n)
@@ -412,9 +442,16 @@ int lg_store_read_dir(const char *dir, const struct lg_store_key *keys, size_t n
     for (size_t i = 0; i < n && rc == LG_OK; i++) {
         char path[4096];
         snprintf(path, sizeof path, "%s/%s", dir, segs[i].name);
-        rc = lg_store_read_segment(path, keys, nkeys, fn, ctx, st, err);
+        uint64_t cut = st->truncated;
+        size_t len = 0;
+        rc = read_segment_len(path, keys, nkeys, fn, ctx, st, &len, err);
         if (rc == LG_EIO && errno == ENOENT)
             rc = LG_OK; /* removed by retention since the listing */
+        /* the newest segment of a live store: its last frame may be an append in progress */
+        if (rc == LG_OK && i == n - 1 && st->truncated == cut + 1 && lg_store_file_grew(path, len)) {
+            st->truncated--;
+            st->being_written++;
+        }
     }
     free(segs);
     return rc;

@@ -78,6 +78,9 @@ struct lg_store_read_stats {
     uint64_t records;     /* decrypted and handed to the callback */
     uint64_t corrupt;     /* bad magic / length / tag, or a segment with a bad file header */
     uint64_t truncated;   /* frames cut short at the end of a segment */
+    uint64_t being_written; /* a frame cut short at the end of the newest segment while the
+                             * file was growing: an append in progress, not damage (left
+                             * for the next read, not counted in truncated) */
     uint64_t unknown_key; /* frames whose key ID matches no given key */
     char unknown_ids[8][2 * LG_STORE_KEY_ID_LEN + 1];
     size_t n_unknown_ids;
@@ -96,6 +99,9 @@ int lg_store_read_buffer(const uint8_t *buf, size_t len, const char *segment,
 int lg_store_read_segment(const char *path, const struct lg_store_key *keys, size_t nkeys,
                           lg_store_record_fn fn, void *ctx, struct lg_store_read_stats *st,
                           struct lg_err *err);
+/** Whether the file at path is (or within a short bounded wait becomes) longer than len:
+ *  a writer is appending to it. */
+bool lg_store_file_grew(const char *path, size_t len);
 /** Reads every segment of dir in creation order. */
 int lg_store_read_dir(const char *dir, const struct lg_store_key *keys, size_t nkeys,
                       lg_store_record_fn fn, void *ctx, struct lg_store_read_stats *st,

@@ -217,6 +217,73 @@ static void test_truncated_tail_detected(void **state)
     free(d);
 }
 
+/* A live store: the reader sees the newest segment while a frame is being appended. The
+ * callback for the last complete record finishes that append (deterministically "during
+ * the read"), so the cut tail is recognised as an append in progress, not damage. */
+struct appender {
+    struct collected *got;
+    const char *path;
+    const uint8_t *rest;
+    size_t nrest;
+};
+
+static int collect_then_append(void *ctx, const char *segment, uint64_t offset, const uint8_t *plain,
+                               size_t len)
+{
+    struct appender *ap = ctx;
+    int rc = collect(ap->got, segment, offset, plain, len);
+    if (strstr((const char *)plain, "rec-1-3") != NULL) {
+        int fd = open(ap->path, O_WRONLY | O_APPEND);
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, ap->rest, ap->nrest), (ssize_t)ap->nrest);
+        close(fd);
+    }
+    return rc;
+}
+
+static void test_tail_being_written_is_not_damage(void **state)
+{
+    (void)state;
+    char *d = tmpdir_new();
+    char p[512];
+    snprintf(p, sizeof p, "%s/seg-00000000000000000001-0000.lgs", d);
+    struct lg_store_key k = key_of(KEY_A);
+    write_segment(p, &k, 1, 5);
+    int64_t size = file_size(p);
+    uint8_t rest[40];
+    int fd = open(p, O_RDONLY);
+    assert_int_equal(pread(fd, rest, sizeof rest, size - (off_t)sizeof rest), (ssize_t)sizeof rest);
+    close(fd);
+    assert_int_equal(truncate(p, size - (off_t)sizeof rest), 0);
+    /* nothing appends: a crash tail, counted as truncated */
+    assert_false(lg_store_file_grew(p, (size_t)(size - (off_t)sizeof rest)));
+    assert_true(lg_store_file_grew(p, 10));
+    struct collected got = {0};
+    struct lg_store_read_stats st = {0};
+    struct lg_err err;
+    assert_int_equal(lg_store_read_dir(d, &k, 1, collect, &got, &st, &err), LG_OK);
+    assert_int_equal(st.truncated, 1);
+    assert_int_equal(st.being_written, 0);
+    collected_reset(&got);
+    /* the append completes while the reader is walking the segment */
+    struct appender ap = {&got, p, rest, sizeof rest};
+    memset(&st, 0, sizeof st);
+    assert_int_equal(lg_store_read_dir(d, &k, 1, collect_then_append, &ap, &st, &err), LG_OK);
+    assert_int_equal(got.n, 4);
+    assert_int_equal(st.truncated, 0);
+    assert_int_equal(st.being_written, 1);
+    assert_int_equal(st.corrupt, 0);
+    collected_reset(&got);
+    /* and the next read has the whole record */
+    memset(&st, 0, sizeof st);
+    assert_int_equal(lg_store_read_dir(d, &k, 1, collect, &got, &st, &err), LG_OK);
+    assert_int_equal(got.n, 5);
+    assert_int_equal(st.truncated + st.being_written + st.corrupt, 0);
+    collected_reset(&got);
+    rm_rf(d);
+    free(d);
+}
+
 static void test_flipped_bytes_detected(void **state)
 {
     (void)state;
@@ -943,6 +1010,7 @@ int main(void)
         cmocka_unit_test(test_wrong_key_refused),
         cmocka_unit_test(test_rotated_keys_both_readable),
         cmocka_unit_test(test_truncated_tail_detected),
+        cmocka_unit_test(test_tail_being_written_is_not_damage),
         cmocka_unit_test(test_flipped_bytes_detected),
         cmocka_unit_test(test_retention_oldest_first),
         cmocka_unit_test(test_permissions_checked),
