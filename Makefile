@@ -18,7 +18,7 @@ ARGS        ?=
 DEBIAN_PACKAGES := cmake make gcc pkg-config git \
 	protobuf-c-compiler libprotobuf-c-dev libgrpc-dev \
 	libevent-dev libcjson-dev libyajl-dev libyaml-dev \
-	zlib1g-dev libdeflate-dev libzstd-dev libssl-dev libcurl4-openssl-dev libnghttp2-dev libpcre2-dev \
+	zlib1g-dev libdeflate-dev libisal-dev libzstd-dev libssl-dev libcurl4-openssl-dev libnghttp2-dev libpcre2-dev \
 	libcmocka-dev clang libclang-rt-14-dev zstd curl openssl ca-certificates
 
 .PHONY: all deps build build-asan run test test-unit test-asan npm bench fuzz clean format docs

@@ -4,12 +4,17 @@
  * starts, then `--concurrency` threads send them in a loop, each over its own connection
  * (a gRPC channel through core/grpc_client.h, or a keep-alive libcurl easy handle), one
  * request in flight per thread, until `--duration` seconds have passed or `--requests`
- * requests have been sent. Reports requests ok/failed, spans accepted, elapsed time,
- * spans/s and latency percentiles, then one machine-readable line:
+ * requests have been sent. With `--rate SPANS_PER_SEC` the sends are paced: request k
+ * (counted over all threads) starts no earlier than k * spans-per-request / rate seconds
+ * after the start, so the load offered is that rate (less when the threads, one request in
+ * flight each, cannot keep up: a late request is sent at once, never skipped). Reports
+ * requests ok/failed, spans accepted, elapsed time, spans/s and latency percentiles, then
+ * one machine-readable line:
  *   RESULT protocol=grpc requests=... ok=... failed=... spans=... seconds=... spans_per_sec=...
  * Exit status: 0 when every request succeeded, 1 when some failed, 2 on bad usage.
  * Owns its pool, its threads and their connections; talks only to the endpoint given. */
 #include <curl/curl.h>
+#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -18,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <zlib.h>
 
 #include "bench/workload.h"
@@ -51,6 +57,7 @@ struct config {
     bool gzip;
     bool quiet;
     bool unique_trace_ids;
+    double rate; /* spans per second offered; 0 = as fast as answers come back */
 };
 
 /* Where the trace-ID bytes of each span sit inside one packed request (--unique-trace-ids). */
@@ -66,6 +73,9 @@ struct shared {
     size_t max_req_len;
     int64_t deadline_mono_ns; /* 0 when bounded by max_requests */
     _Atomic uint64_t claimed; /* requests handed out (for --requests) */
+    int64_t start_mono_ns;
+    double slot_ns;          /* --rate: nanoseconds between request starts; 0 = unpaced */
+    _Atomic uint64_t slots;  /* --rate: send slots handed out, over all threads */
     char url[512];
 };
 
@@ -449,6 +459,17 @@ static struct wl_request fresh_ids(struct worker *w, size_t i)
 
 /* ---- the send loop ---- */
 
+/* Sleeps until the monotonic clock reads at least at_ns (returns at once when it has). */
+static void sleep_until_mono(int64_t at_ns)
+{
+    if (lg_now_mono_ns() >= at_ns)
+        return;
+    struct timespec ts = {.tv_sec = (time_t)(at_ns / NS_PER_SEC),
+                          .tv_nsec = (long)(at_ns % NS_PER_SEC)};
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {
+    }
+}
+
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
@@ -473,6 +494,14 @@ static void *worker_main(void *arg)
                 break;
         } else if (lg_now_mono_ns() >= w->sh->deadline_mono_ns) {
             break;
+        }
+        if (w->sh->slot_ns > 0) {
+            /* Paced: wait for this request's slot. A slot already past is sent at once. */
+            uint64_t slot = atomic_fetch_add(&w->sh->slots, 1);
+            int64_t at = w->sh->start_mono_ns + (int64_t)((double)slot * w->sh->slot_ns);
+            if (w->sh->deadline_mono_ns > 0 && at >= w->sh->deadline_mono_ns)
+                break;
+            sleep_until_mono(at);
         }
         struct wl_request fresh;
         const struct wl_request *r = &pool->reqs[next];
@@ -539,6 +568,11 @@ static void usage(FILE *f)
             "  --unique-trace-ids       every request sent carries new trace IDs (the spans of\n"
             "                           one trace keep sharing theirs), as real traffic does;\n"
             "                           without it the pool's traces repeat every pass\n"
+            "  --rate SPANS_PER_SEC     pace the sends to offer this many spans per second\n"
+            "                           over all threads (requests start every\n"
+            "                           spans-per-request / rate seconds; one that is late is\n"
+            "                           sent at once); default: unpaced, each thread sends\n"
+            "                           its next request when the previous one is answered\n"
             "  --quiet                  print only the RESULT line\n",
             HTTP_TRACES_PATH, WL_DEFAULT_SPANS_PER_REQUEST, DEFAULT_CONCURRENCY, DEFAULT_DURATION_S,
             WL_DEFAULT_POOL_SIZE, DEFAULT_TIMEOUT_S);
@@ -560,6 +594,7 @@ static int parse_args(int argc, char **argv, struct config *cfg)
         {"gzip", no_argument, NULL, 'z'},
         {"quiet", no_argument, NULL, 'q'},
         {"unique-trace-ids", no_argument, NULL, 'U'},
+        {"rate", required_argument, NULL, 'R'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -591,6 +626,7 @@ static int parse_args(int argc, char **argv, struct config *cfg)
         case 'z': cfg->gzip = true; break;
         case 'q': cfg->quiet = true; break;
         case 'U': cfg->unique_trace_ids = true; break;
+        case 'R': cfg->rate = strtod(optarg, &end); break;
         case 'h': usage(stdout); exit(0);
         default: usage(stderr); return -1;
         }
@@ -621,6 +657,10 @@ static int parse_args(int argc, char **argv, struct config *cfg)
     if (cfg->unique_trace_ids && cfg->gzip && cfg->protocol == PROTO_HTTP) {
         /* the bodies are compressed once, before timing: their IDs cannot be rewritten */
         fprintf(stderr, "loadgen: --unique-trace-ids does not work with --gzip over http\n");
+        return -1;
+    }
+    if (cfg->rate < 0 || cfg->rate != cfg->rate) {
+        fprintf(stderr, "loadgen: --rate must be a number of spans per second (0: unpaced)\n");
         return -1;
     }
     if (!(cfg->timeout_s > 0)) {
@@ -698,6 +738,9 @@ int main(int argc, char **argv)
     int64_t start = lg_now_mono_ns();
     if (cfg.max_requests == 0)
         sh.deadline_mono_ns = start + (int64_t)(cfg.duration_s * (double)NS_PER_SEC);
+    sh.start_mono_ns = start;
+    if (cfg.rate > 0)
+        sh.slot_ns = (double)cfg.spans_per_request / cfg.rate * (double)NS_PER_SEC;
     int started = 0;
     for (int i = 0; i < cfg.concurrency; i++) {
         workers[i].sh = &sh;

@@ -18,7 +18,14 @@
 # arrives for DRAIN_STALL_SECONDS), so the gateway CPU time covers receiving AND exporting
 # the measured spans; the spans that reach the sink, against those accepted, show any loss.
 # Such a config may use ${env:LLMGATE_BENCH_QUEUE_DIR}, a fresh directory per run for a
-# persistent queue.
+# persistent queue. When the config also serves self-metrics (service.telemetry.metrics
+# address), the exporter's otelcol_exporter_queue_size is sampled every second of the
+# measured load and printed: a queue that grows for the whole run means the load was more
+# than the gateway exports (see loadgen --rate).
+#
+# A scenario passes extra loadgen options in `# loadgen: ...` comment lines of its config
+# (e.g. --unique-trace-ids, --rate SPANS_PER_SEC); the measured runs and the perf profile
+# use them.
 #
 # Writes the generated section of docs/BENCHMARKS.md (between <!-- bench:start --> and
 # <!-- bench:end -->; the hand-written text around it is kept) and prints the same tables.
@@ -73,6 +80,7 @@ DRAIN_TIMEOUT=300
 SINK_INTERVAL=0.2 # seconds between the sink's progress lines, which the wait reads
 PROFILE_TOP=10
 PERF_SECONDS=8 # sampling window of the perf profile
+QUEUE_SAMPLE_SECONDS=1 # how often the exporter's queue size is read during the measured load
 CLK_TCK=$(getconf CLK_TCK)
 
 LLMGATE=$BUILD/llmgate
@@ -134,6 +142,24 @@ scenario_sink_port() {
 # config (e.g. `# loadgen: --unique-trace-ids`); empty when there are none.
 scenario_loadgen_args() {
     sed -n 's/^# loadgen: *//p' "$1" | tr '\n' ' '
+}
+
+# The gateway's self-metrics address of a scenario (service.telemetry.metrics.address),
+# HOST:PORT; empty when it has none.
+scenario_metrics_addr() {
+    awk '/^ +metrics:/ { m = 1; next } m && /^ +address:/ { print $2; exit } /^ +[a-z_]+:/ { m = 0 }' "$1"
+}
+
+# sample_queue ADDR OUT: until killed, appends the gateway's otelcol_exporter_queue_size
+# (summed over exporters) to OUT every QUEUE_SAMPLE_SECONDS; run in the background during
+# the measured load, it shows whether the exporter kept up (a steady state) or its queue
+# grew for the whole run.
+sample_queue() {
+    while :; do
+        curl -s --max-time 1 "http://$1/metrics" 2>/dev/null |
+            awk '/^otelcol_exporter_queue_size[{ ]/ { s += $NF; n++ } END { if (n) print s }' >>"$2" || true
+        sleep "$QUEUE_SAMPLE_SECONDS"
+    done
 }
 
 scenario_protocol() {
@@ -328,12 +354,22 @@ run_once() {
     warm_spans=$(field spans "$warm")
     # The backlog of the warm-up must not be exported on the measured run's CPU time.
     if [[ -n $SINK_PID ]]; then wait_drained "${warm_spans:-0}" >/dev/null; fi
-    local t0 t1 rss result drain=""
+    local t0 t1 rss result drain="" maddr sampler="" qfile=$WORK/$scenario.$i.queue
+    maddr=$(scenario_metrics_addr "$config")
+    : >"$qfile"
+    if [[ -n $SINK_PID && -n $maddr ]]; then
+        sample_queue "$maddr" "$qfile" &
+        sampler=$!
+    fi
     t0=$(cpu_ticks "$GW_PID")
     result=$("$LOADGEN" --protocol "$proto" --endpoint "127.0.0.1:$port" \
         --duration "$BENCH_SECONDS" --concurrency "$BENCH_CONCURRENCY" --seed "$i" --quiet \
         "${lg_args[@]}" |
         grep '^RESULT') || true
+    if [[ -n $sampler ]]; then
+        kill "$sampler" 2>/dev/null || true
+        wait "$sampler" 2>/dev/null || true
+    fi
     # With a sink, waiting for it replaces the fixed settling time (the batch processor's
     # flush is one of the things waited for).
     if [[ -n $SINK_PID && -n $result ]]; then
@@ -352,6 +388,9 @@ run_once() {
         echo "$accepted $(field spans "$sink_result") $drain $(field bad "$sink_result")" \
             >>"$WORK/$scenario.sink"
         echo "bench: $scenario run $i: the sink received $(field spans "$sink_result") of $accepted accepted spans (warm-up included); all there ${drain} s after the load ended" >&2
+        if [[ -s $qfile ]]; then
+            echo "bench: $scenario run $i: exporter queue size (batches) during the measured load, one sample per ${QUEUE_SAMPLE_SECONDS} s: $(awk '{ printf "%s%s", (NR > 1 ? " " : ""), $1 } END { print "" }' "$qfile")" >&2
+        fi
     fi
     local spans sps secs p50 p99 errors
     spans=$(field spans "$result")
@@ -417,11 +456,15 @@ profile_perf() {
     port=$(scenario_port "$config")
     start_backend "$config" "$WORK/profile.perf.sink.log"
     start_gateway "$config" "$WORK/profile.perf.log"
+    # the scenario's own loadgen options (a --rate above all): the profile shows the
+    # gateway in the state that was measured
+    local lg_args
+    read -r -a lg_args <<<"$(scenario_loadgen_args "$config")"
     "$LOADGEN" --protocol "$proto" --endpoint "127.0.0.1:$port" --duration "$BENCH_WARMUP" \
-        --concurrency "$BENCH_CONCURRENCY" --quiet >/dev/null || true
+        --concurrency "$BENCH_CONCURRENCY" --quiet "${lg_args[@]}" >/dev/null || true
     "$LOADGEN" --protocol "$proto" --endpoint "127.0.0.1:$port" \
         --duration "$((PERF_SECONDS + 2))" --concurrency "$BENCH_CONCURRENCY" --quiet \
-        >/dev/null &
+        "${lg_args[@]}" >/dev/null &
     local lg=$! g=()
     [[ $callgraph == yes ]] && g=(-g)
     perf record -q -e "$event" "${g[@]}" -o "$data" -p "$GW_PID" -- sleep "$PERF_SECONDS" \
