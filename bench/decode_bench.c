@@ -2,7 +2,12 @@
  *
  * Builds the same pool of requests as bench/loadgen.c (bench/workload.h), then, on one
  * thread, measures spans per CPU-second (CLOCK_PROCESS_CPUTIME_ID) for:
- *   - lg_batch_decode + lg_batch_unref: what the receiver does (arena-backed protobuf-c);
+ *   - lg_batch_decode + lg_batch_unref: what the receiver does (the fast decoder of
+ *     core/otlp_fastdec.h, protobuf-c only as its fallback);
+ *   - lg_batch_decode_indexed with the raw-span index wanted (receivers with tail sampling);
+ *   - lg_otlp_fastdec_traces alone into an arena (no batch);
+ *   - lg_pb_check_depth + protobuf_c_message_unpack into an arena: what lg_batch_decode did
+ *     before the fast decoder, and still does for what it falls back on;
  *   - protobuf_c_message_unpack + free_unpacked with the default malloc allocator, for
  *     comparison;
  *   - lg_batch_encode of a decoded batch: the cost an OTLP exporter pays to re-encode.
@@ -17,6 +22,7 @@
 
 #include "bench/workload.h"
 #include "core/batch.h"
+#include "core/otlp_fastdec.h"
 #include "core/pb_depth.h"
 
 #define DEFAULT_SECONDS 3.0
@@ -25,9 +31,13 @@
  * free next to a 0.4 ms decode. */
 #define CLOCK_CHECK_EVERY 16
 
-enum bench_case { CASE_ARENA, CASE_MALLOC, CASE_ENCODE, CASE_DEPTH };
+enum bench_case { CASE_ARENA, CASE_INDEXED, CASE_FASTDEC, CASE_PBC_ARENA, CASE_MALLOC, CASE_ENCODE, CASE_DEPTH };
 
-static const char *const case_names[] = {"lg_batch_decode", "protobuf_c_malloc", "lg_batch_encode", "pb_depth_walk"};
+static const char *const case_names[] = {"lg_batch_decode", "decode_indexed", "fastdec_only", "protobuf_c_arena",
+                                         "protobuf_c_malloc", "lg_batch_encode", "pb_depth_walk"};
+
+/* Arena size for the arena cases, as core/batch.c sizes it (3x the wire size). */
+#define ARENA_FACTOR 3
 
 static double cpu_now(void)
 {
@@ -49,6 +59,42 @@ static long run_one(enum bench_case c, const struct wl_request *r, struct lg_bat
         }
         long n = (long)b->items;
         lg_batch_unref(b);
+        return n;
+    }
+    case CASE_INDEXED: {
+        struct lg_batch *b = NULL;
+        if (lg_batch_decode_indexed(LG_SIGNAL_TRACES, r->data, r->len, &b, &err) != LG_OK) {
+            fprintf(stderr, "decode_bench: lg_batch_decode_indexed: %s\n", err.msg);
+            return -1;
+        }
+        long n = b->n_raw_spans == b->items ? (long)b->items : -1;
+        lg_batch_unref(b);
+        return n;
+    }
+    case CASE_FASTDEC: {
+        struct lg_arena *a = lg_arena_create(r->len * ARENA_FACTOR + 1024);
+        lg_traces_req *req = NULL;
+        long n = -1;
+        if (a != NULL && lg_otlp_fastdec_traces(r->data, r->len, a, &req, NULL, NULL) == LG_OK)
+            n = (long)lg_request_count_items(LG_SIGNAL_TRACES, &req->base);
+        else
+            fprintf(stderr, "decode_bench: the fast decoder refused a workload request\n");
+        lg_arena_destroy(a);
+        return n;
+    }
+    case CASE_PBC_ARENA: {
+        const ProtobufCMessageDescriptor *d = lg_request_descriptor(LG_SIGNAL_TRACES);
+        struct lg_arena *a = lg_arena_create(r->len * ARENA_FACTOR + 1024);
+        long n = -1;
+        if (a != NULL && lg_pb_check_depth(d, r->data, r->len, LG_PB_MAX_DEPTH, &err) == LG_OK) {
+            ProtobufCAllocator al = lg_arena_pb_allocator(a);
+            ProtobufCMessage *m = protobuf_c_message_unpack(d, &al, r->len, r->data);
+            if (m != NULL)
+                n = (long)lg_request_count_items(LG_SIGNAL_TRACES, m);
+        }
+        if (n < 0)
+            fprintf(stderr, "decode_bench: protobuf-c refused a workload request\n");
+        lg_arena_destroy(a);
         return n;
     }
     case CASE_MALLOC: {
@@ -148,7 +194,9 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: decode_bench [--seconds S] [--spans-per-request N] [--pool N] [--seed N]\n"
             "  Decodes the loadgen workload in a loop and prints spans per CPU-second for\n"
-            "  lg_batch_decode (arena), plain protobuf-c (malloc) and lg_batch_encode.\n"
+            "  lg_batch_decode (fast decoder), the indexed decode, the fast decoder alone,\n"
+            "  protobuf-c in an arena (the old lg_batch_decode), plain protobuf-c (malloc),\n"
+            "  lg_batch_encode and the nesting guard.\n"
             "  --seconds S            CPU seconds per case (default %.0f)\n"
             "  --spans-per-request N  spans in each request (default %d)\n"
             "  --pool N               distinct requests (default %d)\n"
@@ -194,6 +242,7 @@ int main(int argc, char **argv)
     printf("workload: %zu requests x %zu spans, %.1f KiB per request on average\n", pool.n,
            wo.spans_per_request, (double)pool.total_bytes / (double)pool.n / 1024.0);
 
+    lg_batch_raw_index_want(true); /* read only by lg_batch_decode_indexed */
     int rc = 0;
     for (int c = CASE_ARENA; c <= CASE_DEPTH && rc == 0; c++)
         rc = run_case((enum bench_case)c, &pool, seconds);

@@ -1,7 +1,10 @@
 /* core/batch.c — batch life cycle: decode into an arena, reference counting, item counts,
- * and the optional raw-span index built at decode time (a wire walk, no second decode). */
+ * and the optional raw-span index built at decode time. Traces go through the fast decoder
+ * (core/otlp_fastdec.h), which records span ranges itself; what it leaves to protobuf-c,
+ * and metrics and logs, take the depth check, protobuf-c and a wire walk for the index. */
 #include "batch.h"
 
+#include "otlp_fastdec.h"
 #include "pb_depth.h"
 
 #include <stdlib.h>
@@ -227,13 +230,59 @@ size_t lg_batch_count_items(const struct lg_batch *b) { return lg_request_count_
  * most requests fit in one or two blocks. */
 #define DECODE_ARENA_FACTOR 3
 
-/* extra: arena bytes to reserve beyond the decoded tree (the raw-span index's copy). */
-static int batch_decode(enum lg_signal s, const uint8_t *data, size_t len, size_t extra,
+static void raw_index_build(struct lg_batch *b, const uint8_t *data, size_t len);
+
+/* Traces through the fast decoder (core/otlp_fastdec.h). LG_OK with *out set (and, when
+ * `index`, the raw-span index built from the ranges the decoder saw), LG_FASTDEC_FALLBACK
+ * when protobuf-c must decode it, or LG_ENOMEM. A fast success implies the input nests less
+ * than LG_PB_MAX_DEPTH, so lg_pb_check_depth is not needed. */
+static int traces_fast(const uint8_t *data, size_t len, size_t extra, bool index, struct lg_batch **out)
+{
+    /* the decoder's piece, the raw copy and index, and a margin for the block header */
+    struct lg_arena *a = lg_arena_create(lg_otlp_fastdec_arena_hint(len) + extra + 1024);
+    struct lg_batch *b = a ? batch_alloc(LG_SIGNAL_TRACES, a) : NULL;
+    if (b == NULL) {
+        lg_arena_destroy(a);
+        return LG_ENOMEM;
+    }
+    lg_traces_req *req = NULL;
+    struct lg_span_raw *raw = NULL;
+    size_t nraw = 0;
+    int rc = lg_otlp_fastdec_traces(data, len, a, &req, index ? &raw : NULL, &nraw);
+    if (rc != LG_OK) {
+        lg_batch_unref(b); /* a fallback starts over in a fresh arena */
+        return rc;
+    }
+    b->req.traces = req;
+    b->items = lg_batch_count_items(b);
+    if (raw != NULL && nraw == b->items) {
+        uint8_t *copy = lg_arena_memdup(a, data, len);
+        if (copy != NULL) { /* the ranges are offsets, so they hold in the copy */
+            b->raw = copy;
+            b->raw_len = len;
+            b->raw_spans = raw;
+            b->n_raw_spans = nraw;
+        }
+    }
+    *out = b;
+    return LG_OK;
+}
+
+/* extra: arena bytes to reserve beyond the decoded tree (the raw-span index's copy).
+ * index: build the raw-span index (traces only). */
+static int batch_decode(enum lg_signal s, const uint8_t *data, size_t len, size_t extra, bool index,
                         struct lg_batch **out, struct lg_err *err)
 {
     const ProtobufCMessageDescriptor *d = lg_request_descriptor(s);
     if (d == NULL)
         return lg_err_set(err, LG_EINVAL, "unknown signal");
+    if (s == LG_SIGNAL_TRACES) {
+        int frc = traces_fast(data, len, extra, index, out);
+        if (frc == LG_OK)
+            return LG_OK;
+        if (frc != LG_FASTDEC_FALLBACK)
+            return lg_err_set(err, LG_ENOMEM, "out of memory");
+    }
     int rc = lg_pb_check_depth(d, data, len, LG_PB_MAX_DEPTH, err);
     if (rc != LG_OK)
         return rc;
@@ -253,6 +302,8 @@ static int batch_decode(enum lg_signal s, const uint8_t *data, size_t len, size_
                           d->short_name, len);
     }
     b->items = lg_batch_count_items(b);
+    if (index)
+        raw_index_build(b, data, len);
     *out = b;
     return LG_OK;
 }
@@ -377,10 +428,7 @@ int lg_batch_decode_indexed(enum lg_signal s, const uint8_t *data, size_t len, s
     bool index = s == LG_SIGNAL_TRACES && lg_batch_raw_index_wanted();
     /* the copy plus ~1 index entry per 256 bytes (spans are rarely smaller) */
     size_t extra = index ? len + len / 256 * sizeof(struct lg_span_raw) : 0;
-    int rc = batch_decode(s, data, len, extra, out, err);
-    if (rc == LG_OK && index)
-        raw_index_build(*out, data, len);
-    return rc;
+    return batch_decode(s, data, len, extra, index, out, err);
 }
 
 const struct lg_batch *lg_batch_raw_source(const struct lg_batch *b)
@@ -393,7 +441,7 @@ const struct lg_batch *lg_batch_raw_source(const struct lg_batch *b)
 int lg_batch_decode(enum lg_signal s, const uint8_t *data, size_t len, struct lg_batch **out,
                     struct lg_err *err)
 {
-    return batch_decode(s, data, len, 0, out, err);
+    return batch_decode(s, data, len, 0, false, out, err);
 }
 
 uint8_t *lg_batch_encode(const struct lg_batch *b, size_t *len)
