@@ -34,6 +34,7 @@
 #include <time.h>
 
 #include "../core/log.h"
+#include "../core/otlp_fastdec.h"
 #include "../core/runtime.h"
 #include "tail_sampling.h"
 
@@ -123,6 +124,7 @@ struct ts_trace {
     uint16_t nrefs, caprefs;
     uint32_t len, cap;
     int64_t deadline_ns;
+    int64_t arrived_ns; /* first span: trace-removal age */
     struct ts_intern **refs; /* &ref1 while there is one (most traces): no malloc */
     struct ts_intern *ref1;
     uint8_t *buf;
@@ -134,6 +136,7 @@ struct ts_trace {
 struct ts_cache_ent {
     uint8_t tid[16];
     int32_t next;
+    uint32_t decided_ms; /* monotonic clock, ms, wrapping: late-span age (< 49 days) */
     double rate;
 };
 
@@ -193,7 +196,8 @@ struct ts_state {
     pthread_t thread;
     struct lg_counter *new_traces, *too_early, *eval_errors, *global_sampled, *global_not_sampled;
     struct lg_counter *early[EARLY_COUNT];
-    struct lg_counter *late_sampled, *late_dropped;
+    struct lg_counter *late_sampled, *late_dropped, *early_releases;
+    struct lg_histogram *decision_latency, *timer_latency, *removal_age, *late_age;
     struct lg_counter *dropped_policy, *dropped_shutdown, *refused, *retries;
 };
 
@@ -517,13 +521,15 @@ static struct ts_cache_ent *cache_find(struct ts_cache *c, const uint8_t *tid, u
     return NULL;
 }
 
-static void cache_put(struct ts_cache *c, const uint8_t *tid, uint64_t h, double rate)
+static void cache_put(struct ts_cache *c, const uint8_t *tid, uint64_t h, double rate, int64_t now_ns)
 {
     if (c->cap == 0)
         return;
+    uint32_t ms = (uint32_t)(now_ns / 1000000);
     struct ts_cache_ent *e = cache_find(c, tid, h);
     if (e) {
         e->rate = rate;
+        e->decided_ms = ms;
         return;
     }
     uint32_t idx;
@@ -543,6 +549,7 @@ static void cache_put(struct ts_cache *c, const uint8_t *tid, uint64_t h, double
     }
     memcpy(c->ring[idx].tid, tid, 16);
     c->ring[idx].rate = rate;
+    c->ring[idx].decided_ms = ms;
     uint32_t k = (uint32_t)(h >> 7) & (c->nbuckets - 1);
     c->ring[idx].next = c->buckets[k];
     c->buckets[k] = (int32_t)idx;
@@ -631,14 +638,18 @@ static void finalize_locked(struct ts_state *st, struct ts_shard *sh, struct ts_
     table_remove(sh, t, h);
     atomic_fetch_sub(&st->ntraces, 1);
     struct ts_result r;
+    int64_t now = lg_now_mono_ns();
     pthread_mutex_lock(&st->dlock);
-    ts_decide(st->pol, &t->sum, t->tid, lg_now_mono_ns(), st->conf->sample_on_first_match, &r);
+    ts_decide(st->pol, &t->sum, t->tid, now, st->conf->sample_on_first_match, &r);
     pthread_mutex_unlock(&st->dlock);
+    int64_t done = lg_now_mono_ns();
+    lg_histogram_observe(st->decision_latency, (uint64_t)(done - now) / 1000);
+    lg_histogram_observe(st->removal_age, (uint64_t)(done - t->arrived_ns) / 1000000000u);
     if (why != EARLY_NONE)
         lg_counter_add(st->early[why], 1);
     if (r.sampled) {
         lg_counter_add(st->global_sampled, 1);
-        cache_put(&sh->sampled, t->tid, h, r.prob_only_rate);
+        cache_put(&sh->sampled, t->tid, h, r.prob_only_rate, done);
         t->prob_rate = r.prob_only_rate;
         pthread_mutex_lock(&st->tlock);
         ready_push_locked(st, t);
@@ -646,7 +657,7 @@ static void finalize_locked(struct ts_state *st, struct ts_shard *sh, struct ts_
         pthread_mutex_unlock(&st->tlock);
     } else {
         lg_counter_add(st->global_not_sampled, 1);
-        cache_put(&sh->not_sampled, t->tid, h, 0);
+        cache_put(&sh->not_sampled, t->tid, h, 0, done);
         lg_counter_add(st->dropped_policy, t->sum.spans);
         trace_free(st, t);
     }
@@ -672,18 +683,14 @@ struct group {
 static lg_resource_spans *group_rs(struct lg_arena *a, struct ts_intern *e, size_t nspans,
                                    lg_scope_spans **ssout)
 {
-    ProtobufCAllocator al = lg_arena_pb_allocator(a);
     lg_resource_spans *rs = lg_arena_alloc(a, sizeof *rs);
     lg_scope_spans *ss = lg_arena_alloc(a, sizeof *ss);
     if (rs == NULL || ss == NULL)
         return NULL;
     opentelemetry__proto__trace__v1__resource_spans__init(rs);
     opentelemetry__proto__trace__v1__scope_spans__init(ss);
-    rs->resource = (lg_resource *)protobuf_c_message_unpack(
-        &opentelemetry__proto__resource__v1__resource__descriptor, &al, e->res_len, e->data);
-    ss->scope = (lg_scope *)protobuf_c_message_unpack(
-        &opentelemetry__proto__common__v1__instrumentation_scope__descriptor, &al, e->scope_len,
-        e->data + e->res_len);
+    rs->resource = lg_otlp_fastdec_resource(e->data, e->res_len, a);
+    ss->scope = lg_otlp_fastdec_scope(e->data + e->res_len, e->scope_len, a);
     rs->schema_url =
         lg_arena_strndup(a, (const char *)e->data + e->res_len + e->scope_len, e->rurl_len);
     ss->schema_url = lg_arena_strndup(
@@ -748,7 +755,6 @@ static struct lg_batch *build_batch(struct ts_trace *list)
             goto fail;
         req->resource_spans[req->n_resource_spans++] = rs;
     }
-    ProtobufCAllocator al = lg_arena_pb_allocator(a);
     for (struct ts_trace *t = list; t; t = t->next) {
         char th[32] = "";
         if (t->prob_rate > 0)
@@ -760,9 +766,7 @@ static struct lg_batch *build_batch(struct ts_trace *list)
             size_t k = ((uintptr_t)e >> 4) & (cap - 1);
             while (g[k].e != e)
                 k = (k + 1) & (cap - 1);
-            lg_span *sp = (lg_span *)protobuf_c_message_unpack(
-                &opentelemetry__proto__trace__v1__span__descriptor, &al, hdr[0],
-                t->buf + off + SPAN_HDR);
+            lg_span *sp = lg_otlp_fastdec_span(t->buf + off + SPAN_HDR, hdr[0], a);
             if (sp == NULL)
                 goto fail;
             if (th[0] && (sp->trace_state = ts_tracestate_merge(a, sp->trace_state, th)) == NULL)
@@ -851,6 +855,7 @@ static void *decider(void *arg)
             pthread_mutex_unlock(&st->tlock);
             for (size_t i = 0; i < n; i++)
                 finalize(st, due[i], EARLY_NONE);
+            lg_histogram_observe(st->timer_latency, (uint64_t)(lg_now_mono_ns() - now) / 1000);
             pthread_mutex_lock(&st->tlock);
             continue;
         }
@@ -971,6 +976,13 @@ static const struct lg_span_raw *raw_find_appended(struct raw_cursor *rc, const 
             return NULL;
     rc->pos++;
     return e;
+}
+
+/* whole seconds since a decision; unsigned arithmetic keeps it right across the wrap */
+static uint64_t late_age_s(int64_t now_ns, uint32_t decided_ms)
+{
+    uint32_t age_ms = (uint32_t)(now_ns / 1000000) - decided_ms;
+    return age_ms > UINT32_MAX / 2 ? 0 : age_ms / 1000; /* a decision after `now` was read */
 }
 
 static size_t varint_put(uint8_t *p, uint64_t v)
@@ -1120,7 +1132,9 @@ static int ts_consume(struct lg_component *c, struct lg_batch *b)
                     struct ts_cache_ent *ce = cache_find(&sh->sampled, tid, h);
                     if (ce) {
                         double rate = ce->rate;
+                        uint32_t decided_ms = ce->decided_ms;
                         pthread_mutex_unlock(&sh->lock);
+                        lg_histogram_observe(st->late_age, late_age_s(now, decided_ms));
                         /* late span of a kept trace: forwarded at the end of this call */
                         struct ts_trace *lt;
                         for (lt = late; lt && memcmp(lt->tid, tid, 16) != 0; lt = lt->next)
@@ -1136,10 +1150,13 @@ static int ts_consume(struct lg_component *c, struct lg_batch *b)
                         }
                         lt->sum.spans++;
                         lg_counter_add(st->late_sampled, 1);
+                        lg_counter_add(st->early_releases, 1);
                         continue;
                     }
-                    if (cache_find(&sh->not_sampled, tid, h)) {
+                    if ((ce = cache_find(&sh->not_sampled, tid, h)) != NULL) {
+                        uint32_t decided_ms = ce->decided_ms;
                         pthread_mutex_unlock(&sh->lock);
+                        lg_histogram_observe(st->late_age, late_age_s(now, decided_ms));
                         lg_counter_add(st->late_dropped, 1);
                         lg_counter_add(st->dropped_policy, 1);
                         continue;
@@ -1154,6 +1171,7 @@ static int ts_consume(struct lg_component *c, struct lg_batch *b)
                     }
                     atomic_fetch_add(&st->ntraces, 1);
                     lg_counter_add(st->new_traces, 1);
+                    t->arrived_ns = now;
                     t->deadline_ns = now + st->conf->decision_wait_ns;
                     pthread_mutex_lock(&st->tlock);
                     if (wait_push(st, t, WAIT_DECISION))
@@ -1348,10 +1366,16 @@ static int ts_create(struct lg_component *c, struct lg_err *err)
         p->count_sampled = lg_telemetry_counter(
             t, TSM "count_traces_sampled",
             "Count of traces that were sampled or not per sampling policy.", l2);
+        p->spans_sampled = lg_telemetry_counter(
+            t, TSM "count_spans_sampled",
+            "Count of spans that were sampled or not per sampling policy.", l2);
         snprintf(l2, sizeof l2, "%s,policy=\"%s\",sampled=\"false\"", lb, p->name);
         p->count_not_sampled = lg_telemetry_counter(
             t, TSM "count_traces_sampled",
             "Count of traces that were sampled or not per sampling policy.", l2);
+        p->spans_not_sampled = lg_telemetry_counter(
+            t, TSM "count_spans_sampled",
+            "Count of spans that were sampled or not per sampling policy.", l2);
     }
     snprintf(l2, sizeof l2, "%s,sampled=\"true\"", lb);
     st->global_sampled =
@@ -1386,6 +1410,30 @@ static int ts_create(struct lg_component *c, struct lg_err *err)
     snprintf(l2, sizeof l2, "%s,reason=\"shutdown\"", lb);
     st->dropped_shutdown = lg_telemetry_counter(t, "llmgate_processor_tail_sampling_dropped_spans",
                                                 "Spans not forwarded, by reason.", l2);
+    st->early_releases = lg_telemetry_counter(
+        t, TSM "early_releases_from_cache_decision",
+        "Number of spans that were able to be immediately released due to a decision cache hit.",
+        lb);
+    /* the Collector's bucket bounds for the two latencies (microseconds) */
+    static const double us_bounds[] = {1,    2,    5,    10,   25,    50,    75,    100,
+                                       150,  200,  300,  400,  500,   750,   1000,  2000,
+                                       3000, 4000, 5000, 10000, 20000, 30000, 50000};
+    st->decision_latency = lg_telemetry_histogram(
+        t, TSM "sampling_decision_latency",
+        "Latency (in microseconds) of deciding one trace (all policies together in llmgate).", lb,
+        us_bounds, LG_ARRAY_LEN(us_bounds));
+    st->timer_latency = lg_telemetry_histogram(
+        t, TSM "sampling_decision_timer_latency",
+        "Latency (in microseconds) of each run of the decision thread over due traces.", lb,
+        us_bounds, LG_ARRAY_LEN(us_bounds));
+    st->removal_age = lg_telemetry_histogram(
+        t, TSM "sampling_trace_removal_age",
+        "Time (in seconds) from arrival of a new trace until its removal from memory.", lb,
+        lg_histogram_default_bounds, lg_histogram_default_nbounds);
+    st->late_age = lg_telemetry_histogram(
+        t, TSM "sampling_late_span_age",
+        "Time (in seconds) from the sampling decision was taken and the arrival of a late span.",
+        lb, lg_histogram_default_bounds, lg_histogram_default_nbounds);
     st->retries = lg_telemetry_counter(
         t, "llmgate_processor_tail_sampling_forward_retries",
         "Times the next component refused kept traces (kept and retried).", lb);

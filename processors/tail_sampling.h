@@ -103,8 +103,10 @@ struct ts_policy {
     double tokens;
     int64_t last_ns;
     int64_t *sub_in_second;
-    /* top-level only: otelcol_processor_tail_sampling_count_traces_sampled */
+    /* top-level only: otelcol_processor_tail_sampling_count_traces_sampled and
+     * count_spans_sampled */
     struct lg_counter *count_sampled, *count_not_sampled;
+    struct lg_counter *spans_sampled, *spans_not_sampled;
 };
 
 struct ts_policies {

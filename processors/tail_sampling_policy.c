@@ -852,6 +852,7 @@ void ts_decide(const struct ts_policies *ps, const struct ts_summary *s, const u
         struct ts_policy *p = ps->top[i];
         enum ts_decision d = eval(p, s, tid, now_ns);
         lg_counter_add(is_sampled(d) ? p->count_sampled : p->count_not_sampled, 1);
+        lg_counter_add(is_sampled(d) ? p->spans_sampled : p->spans_not_sampled, s->spans);
         if (d == TS_DROPPED)
             any_dropped = true;
         else if (d == TS_INVERT_NOT_SAMPLED)

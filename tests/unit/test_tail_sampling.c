@@ -739,11 +739,13 @@ static void test_property_error_traces_whole(void **state)
     assert_int_equal(ready, 0);
     static struct seen seen[NT];
     collect(&f, seen, NT);
-    size_t kept = 0, nerr = 0;
+    size_t kept = 0, nerr = 0, kept_spans = 0, all_spans = 0;
     for (uint32_t t = 0; t < NT; t++) {
+        kept_spans += seen[t].spans;
         uint32_t held = 0;
         for (size_t k = 0; k < nlate; k++)
             held += late[k].trace == t;
+        all_spans += nspans[t] - held;
         if (is_err[t]) {
             nerr++;
             if (seen[t].spans != nspans[t] - held || seen[t].batches != 1)
@@ -783,6 +785,28 @@ static void test_property_error_traces_whole(void **state)
     assert_int_equal(metric(&f, "otelcol_processor_tail_sampling_new_trace_id_received", ""), NT);
     assert_int_equal(
         metric(&f, "otelcol_processor_tail_sampling_sampling_trace_dropped_too_early", ""), 0);
+    /* the Collector's other self-metrics: spans per policy decision, the histograms */
+    assert_int_equal(metric(&f, "otelcol_processor_tail_sampling_count_spans_sampled",
+                            "policy=\"errors\",sampled=\"true\""),
+                     kept_spans);
+    assert_int_equal(metric(&f, "otelcol_processor_tail_sampling_count_spans_sampled",
+                            "policy=\"errors\",sampled=\"false\""),
+                     all_spans - kept_spans);
+    assert_int_equal(
+        metric(&f, "otelcol_processor_tail_sampling_early_releases_from_cache_decision", ""),
+        late_kept);
+    assert_int_equal(metric(&f, "otelcol_processor_tail_sampling_sampling_decision_latency_count", ""),
+                     NT);
+    assert_int_equal(
+        metric(&f, "otelcol_processor_tail_sampling_sampling_decision_latency_bucket", "le=\"+Inf\""),
+        NT);
+    assert_int_equal(metric(&f, "otelcol_processor_tail_sampling_sampling_trace_removal_age_count", ""),
+                     NT);
+    assert_int_equal(metric(&f, "otelcol_processor_tail_sampling_sampling_late_span_age_count", ""),
+                     nlate);
+    assert_int_equal(
+        metric(&f, "otelcol_processor_tail_sampling_sampling_late_span_age_bucket", "le=\"+Inf\""),
+        nlate);
     free_processor(&f);
 #undef RND
 }
