@@ -226,6 +226,44 @@ size_t lg_request_count_items(enum lg_signal s, const ProtobufCMessage *msg)
 
 size_t lg_batch_count_items(const struct lg_batch *b) { return lg_request_count_items(b->signal, b->req.msg); }
 
+/* One level of pruning: keeps the entries of arr[0..*n) for which keep() holds. */
+#define PRUNE(arr, n, keep)                                                                        \
+    do {                                                                                           \
+        size_t w_ = 0;                                                                             \
+        for (size_t i_ = 0; i_ < (n); i_++)                                                        \
+            if (keep((arr)[i_]))                                                                   \
+                (arr)[w_++] = (arr)[i_];                                                           \
+        (n) = w_;                                                                                  \
+    } while (0)
+#define HAS_SPANS(ss)   ((ss)->n_spans > 0)
+#define HAS_LOGS(sl)    ((sl)->n_log_records > 0)
+#define HAS_METRICS(sm) ((sm)->n_metrics > 0)
+#define HAS_SCOPE_SPANS(rs)   ((rs)->n_scope_spans > 0)
+#define HAS_SCOPE_LOGS(rl)    ((rl)->n_scope_logs > 0)
+#define HAS_SCOPE_METRICS(rm) ((rm)->n_scope_metrics > 0)
+
+void lg_batch_prune_empty(struct lg_batch *b)
+{
+    if (b->signal == LG_SIGNAL_TRACES) {
+        lg_traces_req *req = b->req.traces;
+        for (size_t r = 0; r < req->n_resource_spans; r++)
+            PRUNE(req->resource_spans[r]->scope_spans, req->resource_spans[r]->n_scope_spans, HAS_SPANS);
+        PRUNE(req->resource_spans, req->n_resource_spans, HAS_SCOPE_SPANS);
+    } else if (b->signal == LG_SIGNAL_LOGS) {
+        lg_logs_req *req = b->req.logs;
+        for (size_t r = 0; r < req->n_resource_logs; r++)
+            PRUNE(req->resource_logs[r]->scope_logs, req->resource_logs[r]->n_scope_logs, HAS_LOGS);
+        PRUNE(req->resource_logs, req->n_resource_logs, HAS_SCOPE_LOGS);
+    } else if (b->signal == LG_SIGNAL_METRICS) {
+        lg_metrics_req *req = b->req.metrics;
+        for (size_t r = 0; r < req->n_resource_metrics; r++)
+            PRUNE(req->resource_metrics[r]->scope_metrics, req->resource_metrics[r]->n_scope_metrics,
+                  HAS_METRICS);
+        PRUNE(req->resource_metrics, req->n_resource_metrics, HAS_SCOPE_METRICS);
+    }
+    b->items = lg_batch_count_items(b);
+}
+
 /* A request's decoded tree is typically 2-3x its wire size; start the arena near that so
  * most requests fit in one or two blocks. */
 #define DECODE_ARENA_FACTOR 3

@@ -102,6 +102,10 @@ void lg_batch_unref(struct lg_batch *b);
  *  shared with `b`, which the clone keeps as a dependency. Replace an item by pointing its
  *  array slot at a changed copy, never by writing the shared struct. NULL on OOM. */
 struct lg_batch *lg_batch_clone_shallow(struct lg_batch *b);
+/** For a clone that dropped items (its wrapper arrays are its own, lg_batch_clone_shallow):
+ *  removes the scopes left without items and the resources left without scopes, and
+ *  recounts `items`. */
+void lg_batch_prune_empty(struct lg_batch *b);
 /** Adds a dependency (takes a new reference to dep). */
 int lg_batch_add_dep(struct lg_batch *b, struct lg_batch *dep);
 /** Recounts `items` from the request tree. */

@@ -43,6 +43,11 @@ struct lg_fanout {
 
 /** Hands b to every target; returns LG_OK if all accepted, else the first refusal. */
 int lg_fanout_consume(const struct lg_fanout *f, struct lg_batch *b);
+/** For a processor that may drop items: forwards `b` when `clone` is NULL (nothing
+ *  dropped); else prunes the clone (lg_batch_prune_empty) and forwards it unless nothing is
+ *  left (then the data is accepted without a call, as the Collector's
+ *  ErrSkipProcessingData). Always drops the reference to `clone`. */
+int lg_fanout_consume_pruned(const struct lg_fanout *f, struct lg_batch *b, struct lg_batch *clone);
 
 struct lg_component_type {
     const char *type;                 /* as written in YAML: "batch" */

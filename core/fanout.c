@@ -19,3 +19,15 @@ int lg_fanout_consume(const struct lg_fanout *f, struct lg_batch *b)
         lg_counter_add(f->owner->outgoing[b->signal], b->items);
     return first_err;
 }
+
+int lg_fanout_consume_pruned(const struct lg_fanout *f, struct lg_batch *b, struct lg_batch *clone)
+{
+    if (clone == NULL)
+        return lg_fanout_consume(f, b);
+    lg_batch_prune_empty(clone);
+    int rc = LG_OK;
+    if (clone->items > 0)
+        rc = lg_fanout_consume(f, clone);
+    lg_batch_unref(clone);
+    return rc;
+}

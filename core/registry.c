@@ -24,6 +24,7 @@ extern const struct lg_component_type lg_attributes_processor;
 extern const struct lg_component_type lg_resource_processor;
 extern const struct lg_component_type lg_tail_sampling_processor;
 extern const struct lg_component_type lg_probabilistic_sampler_processor;
+extern const struct lg_component_type lg_filter_processor;
 extern const struct lg_component_type lg_redaction_processor;
 extern const struct lg_component_type lg_azure_monitor_exporter;
 extern const struct lg_component_type lg_interaction_store_exporter;
@@ -34,6 +35,7 @@ static const struct lg_component_type *const all_types[] = {
     &lg_llm_cost_processor,
     &lg_tail_sampling_processor,
     &lg_probabilistic_sampler_processor,
+    &lg_filter_processor,
     &lg_redaction_processor,
     &lg_attributes_processor,
     &lg_resource_processor,

@@ -875,55 +875,11 @@ static bool span_ts_differs(const lg_span *s, const struct item *it, char *buf, 
     return s->trace_state == NULL || strcmp(buf, s->trace_state) != 0;
 }
 
-/* Drops empty scopes and resources from a clone (its wrapper arrays are its own). */
-static void compact_traces(lg_traces_req *req)
-{
-    size_t wr = 0;
-    for (size_t r = 0; r < req->n_resource_spans; r++) {
-        lg_resource_spans *rs = req->resource_spans[r];
-        size_t ws = 0;
-        for (size_t s = 0; s < rs->n_scope_spans; s++)
-            if (rs->scope_spans[s]->n_spans)
-                rs->scope_spans[ws++] = rs->scope_spans[s];
-        rs->n_scope_spans = ws;
-        if (ws)
-            req->resource_spans[wr++] = rs;
-    }
-    req->n_resource_spans = wr;
-}
-
-static void compact_logs(lg_logs_req *req)
-{
-    size_t wr = 0;
-    for (size_t r = 0; r < req->n_resource_logs; r++) {
-        lg_resource_logs *rl = req->resource_logs[r];
-        size_t ws = 0;
-        for (size_t s = 0; s < rl->n_scope_logs; s++)
-            if (rl->scope_logs[s]->n_log_records)
-                rl->scope_logs[ws++] = rl->scope_logs[s];
-        rl->n_scope_logs = ws;
-        if (ws)
-            req->resource_logs[wr++] = rl;
-    }
-    req->n_resource_logs = wr;
-}
-
-/* Forwards the result: the original when nothing changed, nothing when everything was
- * dropped (accepted: the Collector's ErrSkipProcessingData), else the clone. */
+/* The original when nothing changed, nothing when everything was dropped, else the
+ * pruned clone (core/component.h). */
 static int forward(struct lg_component *c, enum lg_signal sig, struct lg_batch *b, struct lg_batch *nb)
 {
-    if (nb == NULL)
-        return lg_fanout_consume(&c->next[sig], b);
-    if (sig == LG_SIGNAL_TRACES)
-        compact_traces(nb->req.traces);
-    else
-        compact_logs(nb->req.logs);
-    nb->items = lg_batch_count_items(nb);
-    int rc = LG_OK;
-    if (nb->items > 0)
-        rc = lg_fanout_consume(&c->next[sig], nb);
-    lg_batch_unref(nb);
-    return rc;
+    return lg_fanout_consume_pruned(&c->next[sig], b, nb);
 }
 
 static int refuse_oom(struct lg_component *c, struct ps_state *st, int sig, struct lg_batch *b,

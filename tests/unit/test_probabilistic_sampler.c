@@ -20,7 +20,7 @@
 #include "core/runtime.h"
 #include "llm_test_util.h"
 #include "processors/probabilistic_sampler.h"
-#include "sink.h"
+#include "proc_fixture.h"
 
 extern const struct lg_component_type lg_probabilistic_sampler_processor;
 
@@ -188,68 +188,20 @@ static void test_tracestate(void **state)
 
 /* ----------------------------------------------------------- processor fixture ---- */
 
-struct fixture {
-    struct lg_conf_doc doc;
-    struct lg_runtime rt;
-    struct lg_component proc;
-    struct lg_component sink_c;
-    struct test_sink sink;
-    struct lg_component *to[1];
-    struct lg_arena *arena;
-};
-
 static int make_proc(struct fixture *f, const char *yaml, struct lg_err *err)
 {
-    memset(f, 0, sizeof *f);
-    test_sink_init(&f->sink, &f->sink_c);
-    f->rt.telemetry = lg_telemetry_create();
-    f->arena = lg_arena_create(0);
-    struct lg_conf_source src = {.text = yaml, .name = "ps.yaml"};
-    int rc = lg_conf_load(&src, 1, NULL, NULL, &f->doc, err);
-    if (rc != LG_OK)
-        return rc;
-    f->proc.type = &lg_probabilistic_sampler_processor;
-    f->proc.id = "probabilistic_sampler";
-    f->proc.rt = &f->rt;
-    f->proc.conf_node = lg_node_get(f->doc.root, "probabilistic_sampler");
-    f->proc.conf = lg_arena_calloc(f->arena, 1, lg_probabilistic_sampler_processor.conf_size);
-    f->to[0] = &f->sink_c;
-    f->proc.next[LG_SIGNAL_TRACES] = (struct lg_fanout){.to = f->to, .n = 1};
-    f->proc.next[LG_SIGNAL_LOGS] = (struct lg_fanout){.to = f->to, .n = 1};
-    rc = lg_conf_apply(lg_probabilistic_sampler_processor.fields, f->proc.conf_node, f->doc.root,
-                       f->proc.conf, f->arena, err);
-    if (rc == LG_OK)
-        rc = lg_probabilistic_sampler_processor.create(&f->proc, err);
-    return rc;
+    return fixture_make(f, &lg_probabilistic_sampler_processor, "probabilistic_sampler", yaml, err);
 }
 
-static void proc_ok(struct fixture *f, const char *yaml)
-{
-    struct lg_err err = {{0}};
-    if (make_proc(f, yaml, &err) != LG_OK)
-        fail_msg("config rejected: %s", err.msg);
-}
+static void proc_ok(struct fixture *f, const char *yaml) { fixture_ok(f, &lg_probabilistic_sampler_processor, "probabilistic_sampler", yaml); }
 
-static void free_proc(struct fixture *f)
-{
-    if (f->proc.state)
-        lg_probabilistic_sampler_processor.destroy(&f->proc);
-    test_sink_free(&f->sink);
-    lg_arena_destroy(f->arena);
-    lg_conf_doc_free(&f->doc);
-    lg_telemetry_destroy(f->rt.telemetry);
-}
+static void free_proc(struct fixture *f) { fixture_free(f); }
 
 static uint64_t metric(struct fixture *f, const char *name, const char *labels)
 {
-    size_t len;
-    char *text = lg_telemetry_render(f->rt.telemetry, &len);
-    char want[512];
-    snprintf(want, sizeof want, "%s{processor=\"probabilistic_sampler\",%s} ", name, labels);
-    char *p = strstr(text, want);
-    uint64_t v = p ? strtoull(p + strlen(want), NULL, 10) : 0;
-    free(text);
-    return v;
+    char series[512];
+    snprintf(series, sizeof series, "%s{processor=\"probabilistic_sampler\",%s}", name, labels);
+    return fixture_series(f, series);
 }
 
 /* A span description for the batch builder. */
@@ -826,7 +778,7 @@ static void test_config_errors(void **state)
             fail_msg("accepted: %s", cases[i].yaml);
         if (strstr(err.msg, cases[i].want) == NULL)
             fail_msg("for %s got \"%s\", want \"%s\"", cases[i].yaml, err.msg, cases[i].want);
-        if (strstr(err.msg, "ps.yaml:") != err.msg)
+        if (strstr(err.msg, "test.yaml:") != err.msg)
             fail_msg("no file position: %s", err.msg);
         free_proc(&f);
     }
