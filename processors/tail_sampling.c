@@ -1186,7 +1186,7 @@ static int ts_consume(struct lg_component *c, struct lg_batch *b)
                     break;
                 }
                 bool was_root = t->sum.root_seen;
-                ts_span_observe(pol, rs->resource, span, llm, size, &scratch, &t->sum);
+                ts_span_observe(pol, rs->resource, ss->scope, span, llm, size, &scratch, &t->sum);
                 bool early = st->conf->max_spans_per_trace > 0 &&
                              t->sum.spans >= (uint64_t)st->conf->max_spans_per_trace;
                 bool root_now =
@@ -1316,9 +1316,14 @@ static int ts_create(struct lg_component *c, struct lg_err *err)
         (strcmp(cf->on_shutdown, "decide") && strcmp(cf->on_shutdown, "drop")))
         return lg_conf_error(err, lg_node_get(c->conf_node, "on_shutdown"),
                              "must be decide or drop");
+    int crc = ts_policies_compile(&cf->policies, c->id, err); /* released in ts_destroy */
+    if (crc != LG_OK)
+        return crc;
     struct ts_state *st = calloc(1, sizeof *st);
-    if (st == NULL)
+    if (st == NULL) {
+        ts_policies_release(&cf->policies);
         return lg_err_set(err, LG_ENOMEM, "out of memory");
+    }
     st->c = c;
     st->conf = cf;
     st->pol = &cf->policies;
@@ -1392,6 +1397,7 @@ static int ts_create(struct lg_component *c, struct lg_err *err)
         "Traces dropped before a decision (always 0 in llmgate: see early_decisions).", lb);
     st->eval_errors = lg_telemetry_counter(t, TSM "sampling_policy_evaluation_error",
                                            "Count of sampling policy evaluation errors.", lb);
+    cf->policies.eval_errors = st->eval_errors;
     for (int i = 0; i < EARLY_COUNT; i++) {
         snprintf(l2, sizeof l2, "%s,reason=\"%s\"", lb, early_names[i]);
         st->early[i] = lg_telemetry_counter(
@@ -1575,6 +1581,7 @@ static void ts_destroy(struct lg_component *c)
     if (st->thread_started)
         ts_shutdown(c, lg_now_mono_ns());
     state_free(st);
+    ts_policies_release(&((struct ts_conf *)c->conf)->policies);
     c->state = NULL;
     lg_batch_raw_index_want(false);
 }

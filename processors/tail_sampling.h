@@ -9,10 +9,16 @@
  *
  * Policies are parsed from the Collector's YAML shape (`policies: [{name, type, <type>:
  * {...}}]`) into a tree allocated from the config arena; compiled regular expressions are
- * allocated from that arena too, so nothing needs freeing. Policies that test individual
- * spans (string/numeric/boolean attribute, status_code, trace_state, llm_finish_reason)
- * each own one bit of ts_summary.bits ("some span or its resource matched"); at most
- * TS_MAX_MATCHERS of them per processor.
+ * allocated from that arena too, so nothing needs freeing — except `ottl_condition`'s
+ * compiled conditions (processors/ottl.h allocates them with malloc): ts_policies_parse
+ * only checks them (compiles and frees), and ts_policies_compile() builds the ones the
+ * processor evaluates, freed by ts_policies_release(). The split exists because the runtime
+ * also parses every component's settings once just to validate them and then drops the
+ * result with its arena. Policies that test individual spans (string/numeric/boolean
+ * attribute, status_code, trace_state, llm_finish_reason, ottl_condition) each own one bit
+ * of ts_summary.bits ("some span or its resource matched"); at most TS_MAX_MATCHERS of them
+ * per processor. ottl_condition also owns the same bit of ts_summary.err_bits (an
+ * evaluation error under error_mode: propagate).
  *
  * Thread safety: ts_span_observe() only reads the policies (any thread); ts_decide()
  * updates rate-limiter state and must be serialised by the caller. */
@@ -26,6 +32,7 @@
 #include "../core/component.h"
 #include "../core/conf.h"
 #include "../core/llm.h"
+#include "ottl.h"
 
 #define TS_MAX_MATCHERS 64
 
@@ -49,6 +56,7 @@ enum ts_ptype {
     TS_LLM_TOKENS,
     TS_LLM_FINISH_REASON,
     TS_LLM_ERROR,
+    TS_OTTL_CONDITION,
 };
 
 /* The Collector's per-policy decisions. */
@@ -58,11 +66,16 @@ enum ts_decision {
     TS_INVERT_SAMPLED,
     TS_INVERT_NOT_SAMPLED,
     TS_DROPPED,
+    /* the policy could not be evaluated (ottl_condition, error_mode: propagate): counted in
+     * sampling_policy_evaluation_error, does not sample; and/not/drop/composite pass it up
+     * as the Collector's combinators return the sub-policy's error */
+    TS_EVAL_ERROR,
 };
 
 /* What the policies need to know about a trace, updated span by span. */
 struct ts_summary {
     uint64_t bits;      /* matcher bits (see above) */
+    uint64_t err_bits;  /* ottl_condition bits whose evaluation failed (propagate) first */
     uint64_t min_start; /* unix ns; UINT64_MAX before the first span */
     uint64_t max_end;
     uint64_t bytes; /* encoded span bytes */
@@ -94,6 +107,12 @@ struct ts_policy {
     unsigned status_mask; /* 1 << STATUS_CODE */
     int64_t rate;         /* spans_per_second, bytes_per_second, max_total_spans_per_second */
     int64_t burst;
+    /* ottl_condition: condition texts (config arena), compiled ones (ts_policies_compile;
+     * malloc'd, NULL before) and error_mode */
+    const char **span_texts, **event_texts;
+    size_t nspan, nevent;
+    struct lg_ottl_cond **span_conds, **event_conds;
+    enum { TS_OTTL_PROPAGATE, TS_OTTL_IGNORE, TS_OTTL_SILENT } error_mode;
     struct ts_policy **subs;
     size_t nsubs;
     double *alloc_sps; /* composite: per sub-policy spans per second */
@@ -117,24 +136,42 @@ struct ts_policies {
     bool need_llm;  /* an llm_* policy exists: LLM spans must be read */
     bool need_cost; /* an llm_cost policy exists: gen_ai.usage.cost is read on every span */
     bool need_regex;
+    bool need_ottl;     /* an ottl_condition policy exists (ts_policies_compile has work) */
+    bool ottl_ready;    /* ts_policies_compile succeeded: conditions are evaluated */
+    const char *log_id; /* component id for ignore-mode log lines (ts_policies_compile) */
+    /* otelcol_processor_tail_sampling_sampling_policy_evaluation_error (set by the
+     * processor; NULL: not counted) */
+    struct lg_counter *eval_errors;
 };
 
 /** LG_CONF_CUSTOM parser for `policies` (dst is struct ts_policies). Errors name the path. */
 int ts_policies_parse(const struct lg_node *n, void *dst, struct lg_arena *arena,
                       struct lg_err *err);
 
-/** Per-call scratch for span matching (regex match data); zero-initialise, free with
- *  ts_scratch_free. */
+/** Compiles the ottl_condition policies' conditions (after a successful ts_policies_parse;
+ *  `id` names the component in log lines). LG_OK (nothing to do without ottl_condition), or
+ *  an error with everything compiled so far released. Until it succeeds ottl_condition
+ *  policies match nothing. */
+int ts_policies_compile(struct ts_policies *p, const char *id, struct lg_err *err);
+/** Frees what ts_policies_compile built (safe to call twice, or without compile). */
+void ts_policies_release(struct ts_policies *p);
+
+/** Per-call scratch for span matching (regex and OTTL match data); zero-initialise, free
+ *  with ts_scratch_free. One scratch per consumed batch: error_mode ignore logs at most
+ *  once per scratch. */
 struct ts_scratch {
     void *md; /* pcre2_match_data * */
+    struct lg_ottl_scratch ottl;
+    bool ottl_logged;
 };
 void ts_scratch_free(struct ts_scratch *s);
 
-/** Folds one span (and its resource) into the summary. `llm` is the span's LLM reading or
- *  NULL when it is not an LLM span. `encoded` is the span's protobuf size. */
-void ts_span_observe(const struct ts_policies *p, const lg_resource *res, const lg_span *span,
-                     const struct lg_llm_call *llm, size_t encoded, struct ts_scratch *scratch,
-                     struct ts_summary *s);
+/** Folds one span (and its resource, scope and events) into the summary. `llm` is the
+ *  span's LLM reading or NULL when it is not an LLM span. `encoded` is the span's protobuf
+ *  size. res and scope may be NULL. */
+void ts_span_observe(const struct ts_policies *p, const lg_resource *res, const lg_scope *scope,
+                     const lg_span *span, const struct lg_llm_call *llm, size_t encoded,
+                     struct ts_scratch *scratch, struct ts_summary *s);
 
 void ts_summary_init(struct ts_summary *s);
 

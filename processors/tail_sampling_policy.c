@@ -1,6 +1,7 @@
 /* processors/tail_sampling_policy.c — the `tail_sampling` policies: parsing the Collector's
  * `policies` list (plus our llm_* types), folding spans into per-trace summaries and the
- * decision combine. Owns nothing at run time: the policy tree and compiled regexes live in
+ * decision combine. Owns nothing at run time but ottl_condition's compiled conditions
+ * (ts_policies_compile / ts_policies_release): the policy tree and compiled regexes live in
  * the config arena (see processors/tail_sampling.h).
  *
  * Collector semantics reproduced here (processor/tailsamplingprocessor):
@@ -17,7 +18,16 @@
  *     against its rate_allocation share (percent of max_total_spans_per_second; a
  *     sub-policy without a share gets none, as in the Collector).
  *   - and: sampled when every sub-policy samples; not: inverts; drop: when every
- *     sub-policy samples the trace is dropped whatever the other policies say. */
+ *     sub-policy samples the trace is dropped whatever the other policies say.
+ *   - ottl_condition: sampled when a span matches one of the `span` conditions or a span
+ *     event one of the `spanevent` conditions, the conditions tried in order on each span
+ *     and then on its events, spans in arrival order (the Collector's order over the
+ *     trace's received batches). An evaluation error under error_mode propagate (the
+ *     default) ends the policy for that trace as an error — unless an earlier span had
+ *     already matched — exactly where the Collector's Evaluate returns it: the policy (and
+ *     an and/not/drop/composite holding it) then does not sample and the top-level policy
+ *     counts one sampling_policy_evaluation_error. ignore and silent treat the failing
+ *     condition as false and go on (ignore logs it, at most once per batch). */
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <math.h>
 #include <pcre2.h>
@@ -25,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/log.h"
 #include "tail_sampling.h"
 
 /* ---- per-type config tables (parsed with lg_conf_apply so unknown keys are refused) ---- */
@@ -49,6 +60,8 @@ struct pc {
     struct lg_strlist policy_order;
     double threshold_usd;
     int64_t threshold;
+    const char *error_mode;
+    const struct lg_node *ottl_span, *ottl_event;
 };
 
 static int keep_node(const struct lg_node *n, void *dst, struct lg_arena *a, struct lg_err *err)
@@ -158,6 +171,15 @@ static const struct lg_conf_field f_llm_finish[] = {
     LG_CONF_END,
 };
 
+static const struct lg_conf_field f_ottl[] = {
+    LG_CONF_STRING("error_mode", "propagate", struct pc, error_mode,
+                   "propagate (an evaluation error: the policy does not sample, counted), "
+                   "ignore (the condition is false, logged) or silent"),
+    NODE_FIELD("span", ottl_span, "OTTL conditions on spans (any true: sample)"),
+    NODE_FIELD("spanevent", ottl_event, "OTTL conditions on span events (any true: sample)"),
+    LG_CONF_END,
+};
+
 static const struct ptype_info {
     const char *name;
     enum ts_ptype type;
@@ -182,6 +204,7 @@ static const struct ptype_info {
     {"llm_tokens", TS_LLM_TOKENS, f_llm_tokens},
     {"llm_finish_reason", TS_LLM_FINISH_REASON, f_llm_finish},
     {"llm_error", TS_LLM_ERROR, f_empty},
+    {"ottl_condition", TS_OTTL_CONDITION, f_ottl},
 };
 
 static const struct ptype_info *ptype_find(const char *name)
@@ -238,10 +261,45 @@ static int add_matcher(struct parse_ctx *px, struct ts_policy *p, const struct l
     if (px->out->nmatchers >= TS_MAX_MATCHERS)
         return lg_conf_error(
             err, n,
-            "more than %d attribute/status/trace_state/finish-reason policies in one processor",
+            "more than %d attribute/status/trace_state/finish-reason/ottl_condition policies in "
+            "one processor",
             TS_MAX_MATCHERS);
     p->bit = (int)px->out->nmatchers;
     px->out->matchers[px->out->nmatchers++] = p;
+    return LG_OK;
+}
+
+/* An ottl_condition list (`span` or `spanevent`): every condition is compiled here only
+ * to report errors at parse time (item position, column in the condition) and freed — see
+ * processors/tail_sampling.h for why the kept ones are built by ts_policies_compile. */
+static int parse_ottl_list(struct parse_ctx *px, const struct lg_node *list, enum lg_ottl_ctx ctx,
+                           const char ***texts, size_t *n, struct lg_err *err)
+{
+    *texts = NULL;
+    *n = 0;
+    if (list == NULL || lg_node_is_null(list))
+        return LG_OK;
+    if (list->type != LG_NODE_SEQ)
+        return lg_conf_error(err, list, "expected a list of OTTL conditions (strings)");
+    *texts = lg_arena_calloc(px->arena, list->nitems ? list->nitems : 1, sizeof **texts);
+    if (*texts == NULL)
+        return lg_err_set(err, LG_ENOMEM, "out of memory");
+    for (size_t i = 0; i < list->nitems; i++) {
+        const struct lg_node *item = list->items[i];
+        if (item->type != LG_NODE_SCALAR)
+            return lg_conf_error(err, item, "expected an OTTL condition (a string)");
+        struct lg_ottl_cond *c = NULL;
+        struct lg_ottl_error e;
+        int rc = lg_ottl_compile(ctx, item->scalar, &c, &e);
+        lg_ottl_free(c);
+        if (rc == LG_ENOMEM)
+            return lg_err_set(err, LG_ENOMEM, "out of memory");
+        if (rc)
+            return lg_conf_error(err, item, "invalid %s condition at column %d: %s (in \"%s\")",
+                                 lg_ottl_ctx_name(ctx), e.col, e.msg, item->scalar);
+        (*texts)[i] = item->scalar;
+    }
+    *n = list->nitems;
     return LG_OK;
 }
 
@@ -260,11 +318,6 @@ static int parse_policy(struct parse_ctx *px, const struct lg_node *n, int depth
     if (type == NULL || type->type != LG_NODE_SCALAR || !*type->scalar)
         return lg_conf_error(err, type ? type : n, "%s",
                              type ? "type must be a policy type" : "missing key \"type\"");
-    if (strcmp(type->scalar, "ottl_condition") == 0)
-        return lg_conf_error(
-            err, type,
-            "policy type ottl_condition is not supported by llmgate (no OTTL engine); "
-            "use string_attribute, numeric_attribute, boolean_attribute or an llm_* policy");
     const struct ptype_info *ti = ptype_find(type->scalar);
     if (ti == NULL) {
         char known[600];
@@ -279,7 +332,7 @@ static int parse_policy(struct parse_ctx *px, const struct lg_node *n, int depth
      * accepted (and ignored) as it does, anything else is an error */
     for (size_t i = 0; i < n->npairs; i++) {
         const char *k = n->pairs[i].key;
-        if (strcmp(k, "name") && strcmp(k, "type") && !ptype_find(k) && strcmp(k, "ottl_condition"))
+        if (strcmp(k, "name") && strcmp(k, "type") && !ptype_find(k))
             return lg_conf_error(
                 err, n->pairs[i].value,
                 "unknown key \"%s\" (a policy has name, type and a block named after its type)", k);
@@ -506,6 +559,30 @@ static int parse_policy(struct parse_ctx *px, const struct lg_node *n, int depth
         px->out->need_llm = true;
         px->out->need_cost = true;
         break;
+    case TS_OTTL_CONDITION: {
+        const char *m = c.error_mode ? c.error_mode : "propagate";
+        if (strcmp(m, "propagate") == 0)
+            p->error_mode = TS_OTTL_PROPAGATE;
+        else if (strcmp(m, "ignore") == 0)
+            p->error_mode = TS_OTTL_IGNORE;
+        else if (strcmp(m, "silent") == 0)
+            p->error_mode = TS_OTTL_SILENT;
+        else
+            return lg_conf_error(err, lg_node_get(bn, "error_mode"),
+                                 "unknown error_mode \"%s\" (propagate, ignore or silent)", m);
+        rc = parse_ottl_list(px, c.ottl_span, LG_OTTL_SPAN, &p->span_texts, &p->nspan, err);
+        if (rc == LG_OK)
+            rc = parse_ottl_list(px, c.ottl_event, LG_OTTL_SPANEVENT, &p->event_texts, &p->nevent,
+                                 err);
+        if (rc)
+            return rc;
+        if (p->nspan + p->nevent == 0)
+            return lg_conf_error(
+                err, bn, "ottl_condition: needs at least one condition in span or spanevent");
+        px->out->need_ottl = true;
+        rc = add_matcher(px, p, n, err);
+        break;
+    }
     case TS_LLM_TOKENS:
         NEED(lg_node_get(bn, "threshold") != NULL, "threshold");
         p->lo = c.threshold;
@@ -550,6 +627,60 @@ void ts_scratch_free(struct ts_scratch *s)
     if (s->md)
         pcre2_match_data_free(s->md);
     s->md = NULL;
+    lg_ottl_scratch_free(&s->ottl);
+}
+
+void ts_policies_release(struct ts_policies *ps)
+{
+    for (size_t m = 0; m < ps->nmatchers; m++) {
+        struct ts_policy *p = ps->matchers[m];
+        if (p->type != TS_OTTL_CONDITION)
+            continue;
+        for (size_t i = 0; p->span_conds && i < p->nspan; i++)
+            lg_ottl_free(p->span_conds[i]);
+        for (size_t i = 0; p->event_conds && i < p->nevent; i++)
+            lg_ottl_free(p->event_conds[i]);
+        free(p->span_conds);
+        free(p->event_conds);
+        p->span_conds = p->event_conds = NULL;
+    }
+    ps->ottl_ready = false;
+}
+
+static int compile_list(const struct ts_policy *p, enum lg_ottl_ctx ctx, const char **texts,
+                        size_t n, struct lg_ottl_cond ***out, struct lg_err *err)
+{
+    *out = calloc(n ? n : 1, sizeof **out);
+    if (*out == NULL)
+        return lg_err_set(err, LG_ENOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        struct lg_ottl_error e;
+        int rc = lg_ottl_compile(ctx, texts[i], &(*out)[i], &e);
+        if (rc) /* parse time compiled the same text: only memory can fail here */
+            return lg_err_set(err, rc, "%s: %s condition %zu: %s", p->path, lg_ottl_ctx_name(ctx),
+                              i, e.msg);
+    }
+    return LG_OK;
+}
+
+int ts_policies_compile(struct ts_policies *ps, const char *id, struct lg_err *err)
+{
+    ps->log_id = id;
+    for (size_t m = 0; m < ps->nmatchers; m++) {
+        struct ts_policy *p = ps->matchers[m];
+        if (p->type != TS_OTTL_CONDITION)
+            continue;
+        int rc = compile_list(p, LG_OTTL_SPAN, p->span_texts, p->nspan, &p->span_conds, err);
+        if (rc == LG_OK)
+            rc =
+                compile_list(p, LG_OTTL_SPANEVENT, p->event_texts, p->nevent, &p->event_conds, err);
+        if (rc) {
+            ts_policies_release(ps);
+            return rc;
+        }
+    }
+    ps->ottl_ready = true;
+    return LG_OK;
 }
 
 void ts_summary_init(struct ts_summary *s)
@@ -651,9 +782,49 @@ static bool finish_matches(const struct ts_policy *p, const lg_span *span,
     return false;
 }
 
-void ts_span_observe(const struct ts_policies *p, const lg_resource *res, const lg_span *span,
-                     const struct lg_llm_call *llm, size_t encoded, struct ts_scratch *sc,
-                     struct ts_summary *s)
+/* One list of conditions on one item: 1 one is true, 0 none, -1 an evaluation error that
+ * error_mode propagate turns into the policy's error. */
+static int ottl_any(const struct ts_policies *ps, const struct ts_policy *pol,
+                    struct lg_ottl_cond *const *conds, const char *const *texts, size_t n,
+                    const struct lg_ottl_item *it, struct ts_scratch *sc)
+{
+    for (size_t i = 0; i < n; i++) {
+        int rc = lg_ottl_eval(conds[i], it, &sc->ottl);
+        if (rc == 1)
+            return 1;
+        if (rc == 0)
+            continue;
+        if (pol->error_mode == TS_OTTL_PROPAGATE)
+            return -1;
+        if (pol->error_mode == TS_OTTL_IGNORE && !sc->ottl_logged) {
+            sc->ottl_logged = true; /* once per batch: a bad condition fails on every span */
+            lg_warn(ps->log_id,
+                    "tail_sampling policy \"%s\": condition \"%s\" failed (%s); treated as "
+                    "false (error_mode: ignore)",
+                    pol->name, texts[i], rc == LG_ENOMEM ? "out of memory" : sc->ottl.err);
+        }
+    }
+    return 0;
+}
+
+/* ottl_condition on one span: its span conditions, then each event's (the Collector's
+ * order). */
+static int ottl_span(const struct ts_policies *ps, const struct ts_policy *pol,
+                     const lg_resource *res, const lg_scope *scope, const lg_span *span,
+                     struct ts_scratch *sc)
+{
+    struct lg_ottl_item it = {.resource = res, .scope = scope, .span = span};
+    int r = ottl_any(ps, pol, pol->span_conds, pol->span_texts, pol->nspan, &it, sc);
+    for (size_t e = 0; r == 0 && pol->nevent && e < span->n_events; e++) {
+        it.event = span->events[e];
+        r = ottl_any(ps, pol, pol->event_conds, pol->event_texts, pol->nevent, &it, sc);
+    }
+    return r;
+}
+
+void ts_span_observe(const struct ts_policies *p, const lg_resource *res, const lg_scope *scope,
+                     const lg_span *span, const struct lg_llm_call *llm, size_t encoded,
+                     struct ts_scratch *sc, struct ts_summary *s)
 {
     s->spans++;
     s->bytes += encoded;
@@ -691,8 +862,8 @@ void ts_span_observe(const struct ts_policies *p, const lg_resource *res, const 
     }
     for (size_t m = 0; m < p->nmatchers; m++) {
         uint64_t bit = 1ull << m;
-        if (s->bits & bit)
-            continue; /* already matched by an earlier span */
+        if ((s->bits | s->err_bits) & bit)
+            continue; /* already matched (or failed, ottl_condition) on an earlier span */
         const struct ts_policy *pol = p->matchers[m];
         bool hit = false;
         switch (pol->type) {
@@ -702,6 +873,15 @@ void ts_span_observe(const struct ts_policies *p, const lg_resource *res, const 
                   tracestate_matches(pol, span->trace_state);
             break;
         case TS_LLM_FINISH_REASON: hit = finish_matches(pol, span, llm, sc); break;
+        case TS_OTTL_CONDITION: {
+            if (!p->ottl_ready)
+                break;
+            int r = ottl_span(p, pol, res, scope, span, sc);
+            if (r < 0)
+                s->err_bits |= bit;
+            hit = r > 0;
+            break;
+        }
         default:
             hit =
                 (res && value_matches(
@@ -772,6 +952,10 @@ static enum ts_decision eval(struct ts_policy *p, const struct ts_summary *s, co
     case TS_STATUS_CODE:
     case TS_TRACE_STATE:
     case TS_LLM_FINISH_REASON: return (s->bits >> p->bit) & 1u ? TS_SAMPLED : TS_NOT_SAMPLED;
+    case TS_OTTL_CONDITION:
+        if ((s->err_bits >> p->bit) & 1u)
+            return TS_EVAL_ERROR;
+        return (s->bits >> p->bit) & 1u ? TS_SAMPLED : TS_NOT_SAMPLED;
     case TS_PROBABILISTIC:
         return p->hash_threshold > 0 && ts_hash_trace_id(p->salt, tid) <= p->hash_threshold
                    ? TS_SAMPLED
@@ -807,15 +991,26 @@ static enum ts_decision eval(struct ts_policy *p, const struct ts_summary *s, co
     case TS_AND:
         for (size_t i = 0; i < p->nsubs; i++) {
             enum ts_decision d = eval(p->subs[i], s, tid, now_ns);
+            if (d == TS_EVAL_ERROR)
+                return d;
             if (d == TS_NOT_SAMPLED || d == TS_INVERT_NOT_SAMPLED || d == TS_DROPPED)
                 return TS_NOT_SAMPLED;
         }
         return TS_SAMPLED;
-    case TS_NOT: return is_sampled(eval(p->subs[0], s, tid, now_ns)) ? TS_NOT_SAMPLED : TS_SAMPLED;
+    case TS_NOT: {
+        enum ts_decision d = eval(p->subs[0], s, tid, now_ns);
+        if (d == TS_EVAL_ERROR)
+            return d;
+        return is_sampled(d) ? TS_NOT_SAMPLED : TS_SAMPLED;
+    }
     case TS_DROP:
-        for (size_t i = 0; i < p->nsubs; i++)
-            if (!is_sampled(eval(p->subs[i], s, tid, now_ns)))
+        for (size_t i = 0; i < p->nsubs; i++) {
+            enum ts_decision d = eval(p->subs[i], s, tid, now_ns);
+            if (d == TS_EVAL_ERROR)
+                return d;
+            if (!is_sampled(d))
                 return TS_NOT_SAMPLED;
+        }
         return TS_DROPPED;
     case TS_COMPOSITE: {
         int64_t sec = now_ns / 1000000000LL;
@@ -824,7 +1019,10 @@ static enum ts_decision eval(struct ts_policy *p, const struct ts_summary *s, co
             memset(p->sub_in_second, 0, p->nsubs * sizeof *p->sub_in_second);
         }
         for (size_t i = 0; i < p->nsubs; i++) {
-            if (!is_sampled(eval(p->subs[i], s, tid, now_ns)))
+            enum ts_decision d = eval(p->subs[i], s, tid, now_ns);
+            if (d == TS_EVAL_ERROR)
+                return d;
+            if (!is_sampled(d))
                 continue;
             int64_t if_sampled = p->sub_in_second[i] + (int64_t)s->spans;
             if ((double)if_sampled <= p->alloc_sps[i] && if_sampled <= p->rate) {
@@ -851,6 +1049,8 @@ void ts_decide(const struct ts_policies *ps, const struct ts_summary *s, const u
     for (size_t i = 0; i < ps->ntop; i++) {
         struct ts_policy *p = ps->top[i];
         enum ts_decision d = eval(p, s, tid, now_ns);
+        if (d == TS_EVAL_ERROR)
+            lg_counter_add(ps->eval_errors, 1);
         lg_counter_add(is_sampled(d) ? p->count_sampled : p->count_not_sampled, 1);
         lg_counter_add(is_sampled(d) ? p->spans_sampled : p->spans_not_sampled, s->spans);
         if (d == TS_DROPPED)

@@ -8,7 +8,10 @@
  * 3. The processor on batches: error traces kept whole across batches, late spans follow
  *    the decision, limits decide early (counted) instead of dropping, refusals are kept and
  *    retried, shutdown decides or drops as configured, probabilistic-only keeps carry
- *    ot=th, and the decision thread decides at decision_wait. */
+ *    ot=th, and the decision thread decides at decision_wait.
+ * 4. ottl_condition: span and spanevent conditions, inside and/not/drop, error_mode
+ *    propagate / ignore / silent, config errors naming path and column, and in the
+ *    processor the scope path and the evaluation-error count. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -34,6 +37,7 @@ struct sp {
     struct tattr a[6];
     size_t na;
     const char *finish2; /* second element of gen_ai.response.finish_reasons */
+    const char *event;   /* name of one span event (NULL: none), with attribute k = "v" */
 };
 
 struct tcase_trace {
@@ -253,6 +257,93 @@ static const struct tcase cases[] = {
        true},
       {{{.a = {LLM_ATTRS("1", "1")}, .na = 5, .finish2 = "tool_calls"}}, 1, 0, false}},
      3},
+    /* ottl_condition: any span condition on any span, or any spanevent condition on any
+     * span event; conditions see the span's resource */
+    {"ottl_condition span",
+     "[{name: o, type: ottl_condition, ottl_condition: {span: ['attributes[\"http.status_code\"] "
+     ">= 500', 'IsMatch(resource.attributes[\"service.name\"], \"^pay\")']}}]",
+     false,
+     {{{{.a = {{"http.status_code", 'i', "503"}}, .na = 1}}, 1, 0, true},
+      {{{.svc = "payments"}}, 1, 0, true},
+      {{{.svc = "cart", .a = {{"http.status_code", 'i', "200"}}, .na = 1}}, 1, 0, false},
+      {{{.svc = "cart"}, {.a = {{"http.status_code", 'i', "500"}}, .na = 1}}, 2, 0, true},
+      {{{.svc = "cart", .a = {{"http.status_code", 's', "503"}}, .na = 1}}, 1, 0, false}},
+     5},
+    {"ottl_condition spanevent",
+     "[{name: o, type: ottl_condition, ottl_condition: {spanevent: ['name == \"exception\"', "
+     "'attributes[\"k\"] == \"w\"']}}]",
+     false,
+     {{{{.event = "log"}, {.event = "exception"}}, 2, 0, true},
+      {{{.event = "log"}}, 1, 0, false},
+      {{{.a = {{"name", 's', "exception"}}, .na = 1}}, 1, 0, false}},
+     3},
+    {"ottl_condition span and spanevent",
+     "[{name: o, type: ottl_condition, ottl_condition: {span: ['status.code == "
+     "STATUS_CODE_ERROR'], "
+     "spanevent: ['attributes[\"k\"] == \"v\" and name == \"retry\"']}}]",
+     false,
+     {{{{.status = 2}}, 1, 0, true},
+      {{{.event = "retry"}}, 1, 0, true},
+      {{{.status = 1, .event = "done"}}, 1, 0, false}},
+     3},
+    {"ottl_condition inside and",
+     "[{name: a, type: and, and: {and_sub_policy: [{name: o, type: ottl_condition, "
+     "ottl_condition: {span: ['attributes[\"gen_ai.request.model\"] == \"gpt-4o\"']}}, {name: "
+     "s, type: status_code, status_code: {status_codes: [ERROR]}}]}}]",
+     false,
+     {{{{.a = {{"gen_ai.request.model", 's', "gpt-4o"}}, .na = 1}, {.status = 2}}, 2, 0, true},
+      {{{.a = {{"gen_ai.request.model", 's', "gpt-4o"}}, .na = 1}}, 1, 0, false},
+      {{{.a = {{"gen_ai.request.model", 's', "o1"}}, .na = 1, .status = 2}}, 1, 0, false}},
+     3},
+    {"ottl_condition inside not",
+     "[{name: n, type: not, not: {not_sub_policy: {name: o, type: ottl_condition, "
+     "ottl_condition: {spanevent: ['name == \"cache_hit\"']}}}}]",
+     false,
+     {{{{.event = "cache_hit"}}, 1, 0, false}, {{{.event = "cache_miss"}}, 1, 0, true}},
+     2},
+    {"ottl_condition inside drop",
+     "[{name: all, type: always_sample}, {name: d, type: drop, drop: {drop_sub_policy: [{name: o, "
+     "type: ottl_condition, ottl_condition: {span: ['attributes[\"health\"] == true']}}]}}]",
+     false,
+     {{{{.a = {{"health", 'b', "true"}}, .na = 1}}, 1, 0, false}, {{{0}}, 1, 0, true}},
+     2},
+    /* error_mode: Len of an int is an evaluation error. propagate: the first error ends the
+     * policy as an error (no sample) unless an earlier span had matched; ignore / silent:
+     * the condition is false and the next condition or span may still match. */
+    {"ottl_condition propagate",
+     "[{name: o, type: ottl_condition, ottl_condition: {span: ['Len(attributes[\"n\"]) > 3', "
+     "'attributes[\"hit\"] == true']}}]",
+     false,
+     {{{{.a = {{"n", 'i', "5"}, {"hit", 'b', "true"}}, .na = 2}}, 1, 0, false},
+      {{{.a = {{"n", 'i', "5"}}, .na = 1}, {.a = {{"hit", 'b', "true"}}, .na = 1}}, 2, 0, false},
+      {{{.a = {{"n", 's', "ab"}, {"hit", 'b', "true"}}, .na = 2},
+        {.a = {{"n", 'i', "5"}}, .na = 1}},
+       2,
+       0,
+       true},
+      {{{.a = {{"n", 's', "long"}}, .na = 1}}, 1, 0, true}},
+     4},
+    {"ottl_condition propagate inside not: an error, not inverted",
+     "[{name: n, type: not, not: {not_sub_policy: {name: o, type: ottl_condition, "
+     "ottl_condition: {span: ['Len(attributes[\"n\"]) > 3']}}}}]",
+     false,
+     {{{{.a = {{"n", 'i', "5"}}, .na = 1}}, 1, 0, false},
+      {{{.a = {{"n", 's', "ab"}}, .na = 1}}, 1, 0, true}},
+     2},
+    {"ottl_condition ignore",
+     "[{name: o, type: ottl_condition, ottl_condition: {error_mode: ignore, span: "
+     "['Len(attributes[\"n\"]) > 3', 'attributes[\"hit\"] == true']}}]",
+     false,
+     {{{{.a = {{"n", 'i', "5"}, {"hit", 'b', "true"}}, .na = 2}}, 1, 0, true},
+      {{{.a = {{"n", 'i', "5"}}, .na = 1}, {.a = {{"hit", 'b', "true"}}, .na = 1}}, 2, 0, true},
+      {{{.a = {{"n", 'i', "5"}}, .na = 1}}, 1, 0, false}},
+     3},
+    {"ottl_condition silent",
+     "[{name: o, type: ottl_condition, ottl_condition: {error_mode: silent, spanevent: "
+     "['Len(attributes[\"nope\"]) > 0', 'name == \"x\"']}}]",
+     false,
+     {{{{.event = "x"}}, 1, 0, true}, {{{.event = "y"}}, 1, 0, false}},
+     2},
     {"llm_error",
      "[{name: e, type: llm_error}]",
      false,
@@ -291,6 +382,18 @@ static lg_span *make_span(struct lg_arena *a, const struct sp *d, size_t i)
     s->end_time_unix_nano = s->start_time_unix_nano + (uint64_t)d->dur_ms * 1000000ULL;
     if (d->tstate)
         s->trace_state = lg_arena_strdup(a, d->tstate);
+    if (d->event) {
+        struct tattr ea = {"k", 's', "v"};
+        lg_span *tmp = tspan(a, d->event, &ea, 1);
+        lg_span_event *ev = lg_arena_alloc(a, sizeof *ev);
+        opentelemetry__proto__trace__v1__span__event__init(ev);
+        ev->name = tmp->name;
+        ev->attributes = tmp->attributes;
+        ev->n_attributes = 1;
+        s->events = lg_arena_alloc(a, sizeof *s->events);
+        s->events[0] = ev;
+        s->n_events = 1;
+    }
     if (d->finish2) {
         /* gen_ai.response.finish_reasons = ["stop", finish2] */
         struct tattr fr = {"gen_ai.response.finish_reasons", 'a', "stop"};
@@ -336,6 +439,7 @@ static void test_policy_table(void **state)
         int rc = parse_policies(tc->yaml, &doc, arena, &pol, &err);
         if (rc)
             fail_msg("case %s: %s", tc->name, err.msg);
+        assert_int_equal(ts_policies_compile(&pol, "tail_sampling", &err), 0);
         for (size_t ti = 0; ti < tc->nt; ti++) {
             const struct tcase_trace *tt = &tc->t[ti];
             struct ts_summary sum;
@@ -347,7 +451,7 @@ static void test_policy_table(void **state)
                 lg_span *s = make_span(arena, d, si);
                 struct lg_llm_call call;
                 bool is_llm = lg_llm_read(res, NULL, s, &call);
-                ts_span_observe(&pol, res, s, is_llm ? &call : NULL,
+                ts_span_observe(&pol, res, NULL, s, is_llm ? &call : NULL,
                                 protobuf_c_message_get_packed_size(&s->base), &scratch, &sum);
             }
             ts_scratch_free(&scratch);
@@ -360,6 +464,7 @@ static void test_policy_table(void **state)
                          tt->expect ? "sampled" : "not sampled",
                          r.sampled ? "sampled" : "not sampled");
         }
+        ts_policies_release(&pol);
         lg_conf_doc_free(&doc);
         lg_arena_destroy(arena);
     }
@@ -448,8 +553,28 @@ static void test_config_errors(void **state)
         const char *yaml, *want;
     } bad[] = {
         {"[{name: a, type: nope}]", "policies[0].type: unknown policy type \"nope\""},
-        {"[{name: a, type: ottl_condition, ottl_condition: {span: ['x']}}]",
-         "ottl_condition is not supported"},
+        /* ottl_condition: the YAML path of the condition, its line:column in the file and
+         * the column inside the condition */
+        {"[{name: a, type: ottl_condition, ottl_condition: {span: ['name == \"a\"', 'name =='"
+         "]}}]",
+         "policies.yaml:1:83: policies[0].ottl_condition.span[1]: invalid span condition at "
+         "column 8"},
+        {"[{name: a, type: ottl_condition, ottl_condition: {spanevent: ['resource.nope == 1']}}]",
+         "policies[0].ottl_condition.spanevent[0]: invalid spanevent condition at column 1"},
+        {"[{name: a, type: and, and: {and_sub_policy: [{name: o, type: ottl_condition, "
+         "ottl_condition: {span: ['IsMatch(name, \"((\")']}}]}}]",
+         "policies[0].and.and_sub_policy[0].ottl_condition.span[0]: invalid span condition"},
+        {"[{name: a, type: ottl_condition, ottl_condition: {error_mode: loud, span: ['true']}}]",
+         "policies[0].ottl_condition.error_mode: unknown error_mode \"loud\""},
+        {"[{name: a, type: ottl_condition, ottl_condition: {span: []}}]",
+         "needs at least one condition in span or spanevent"},
+        {"[{name: a, type: ottl_condition}]", "needs at least one condition"},
+        {"[{name: a, type: ottl_condition, ottl_condition: {span: 'true'}}]",
+         "policies[0].ottl_condition.span: expected a list of OTTL conditions"},
+        {"[{name: a, type: ottl_condition, ottl_condition: {span: [{x: 1}]}}]",
+         "span[0]: expected an OTTL condition"},
+        {"[{name: a, type: ottl_condition, ottl_condition: {log: ['true']}}]",
+         "policies[0].ottl_condition.log: unknown key"},
         {"[{type: always_sample}]", "policies[0]: missing key \"name\""},
         {"[{name: a}]", "missing key \"type\""},
         {"[{name: a, type: latency, latency: {threshold: 5}}]",
@@ -1134,6 +1259,116 @@ static void test_llm_policies_on_batches(void **state)
     free_processor(&f);
 }
 
+/* ottl_condition in the processor: conditions compiled at create (and freed at destroy),
+ * seeing the span's scope and events; an evaluation error under propagate counts one
+ * sampling_policy_evaluation_error per trace and policy and does not sample, under ignore
+ * it only makes the condition false. */
+static void test_ottl_condition_on_batches(void **state)
+{
+    (void)state;
+    const char *y =
+        "tail_sampling:\n  decision_wait: 1h\n  policies:\n"
+        "    - {name: scoped, type: ottl_condition, ottl_condition: {span: "
+        "['instrumentation_scope.name == \"test-scope\" and attributes[\"keep\"] == true']}}\n"
+        "    - {name: strict, type: ottl_condition, ottl_condition: {span: "
+        "['Len(attributes[\"n\"]) > 3']}}\n"
+        "    - {name: lenient, type: ottl_condition, ottl_condition: {error_mode: ignore, span: "
+        "['Len(attributes[\"n\"]) > 3']}}\n"
+        "    - {name: evented, type: and, and: {and_sub_policy: [{name: ev, type: ottl_condition, "
+        "ottl_condition: {spanevent: ['name == \"exception\"']}}]}}\n";
+    struct fixture f;
+    struct lg_err err;
+    assert_int_equal(make_processor(&f, y, &err), 0);
+    /* trace 1 keep=true; 2 n is an int (error in strict, false in lenient) twice, on two
+     * spans; 3 n = "abcd"; 4 nothing; 5 an exception event; 6 n an int, in a second batch */
+    static const struct tattr a_keep[] = {{"keep", 'b', "true"}}, a_nint[] = {{"n", 'i', "5"}},
+                              a_nstr[] = {{"n", 's', "abcd"}}, a_none[] = {{"x", 's', "y"}};
+    static const struct {
+        uint32_t trace;
+        const struct tattr *at;
+        bool event;
+    } sp[] = {{1, a_keep, false}, {2, a_nint, false}, {2, a_nint, false},
+              {3, a_nstr, false}, {4, a_none, false}, {5, a_none, true}};
+    for (int round = 0; round < 2; round++) {
+        struct gspan g[LG_ARRAY_LEN(sp)];
+        size_t n = round == 0 ? LG_ARRAY_LEN(sp) : 1;
+        for (size_t i = 0; i < n; i++)
+            g[i] = (struct gspan){round == 0 ? sp[i].trace : 6, (uint32_t)i, 0, false, NULL};
+        struct lg_batch *b = gen_batch(g, n);
+        lg_scope_spans *ss = b->req.traces->resource_spans[0]->scope_spans[0];
+        assert_int_equal(ss->n_spans, n);
+        for (size_t i = 0; i < n; i++) {
+            const struct tattr *at = round == 0 ? sp[i].at : a_nint;
+            lg_span *tmp = tspan(b->arena, "x", at, 1);
+            ss->spans[i]->attributes = tmp->attributes;
+            ss->spans[i]->n_attributes = 1;
+            if (round == 0 && sp[i].event) {
+                lg_span_event *ev = lg_arena_alloc(b->arena, sizeof *ev);
+                opentelemetry__proto__trace__v1__span__event__init(ev);
+                ev->name = lg_arena_strdup(b->arena, "exception");
+                ss->spans[i]->events = lg_arena_alloc(b->arena, sizeof(void *));
+                ss->spans[i]->events[0] = ev;
+                ss->spans[i]->n_events = 1;
+            }
+        }
+        assert_int_equal(lg_tail_sampling_processor.consume(&f.proc, b), LG_OK);
+        lg_batch_unref(b);
+    }
+    assert_int_equal(lg_tail_sampling_flush(&f.proc), LG_OK);
+    uint32_t seen[8] = {0};
+    for (size_t bi = 0; bi < f.sink.ngot; bi++) {
+        const lg_traces_req *req = f.sink.got[bi]->req.traces;
+        for (size_t r = 0; r < req->n_resource_spans; r++)
+            for (size_t s = 0; s < req->resource_spans[r]->n_scope_spans; s++) {
+                const lg_scope_spans *ss = req->resource_spans[r]->scope_spans[s];
+                for (size_t i = 0; i < ss->n_spans; i++) {
+                    uint32_t t;
+                    memcpy(&t, ss->spans[i]->trace_id.data, 4);
+                    assert_true(t < 8);
+                    seen[t]++;
+                }
+            }
+    }
+    assert_int_equal(seen[1], 1); /* scoped */
+    assert_int_equal(seen[2], 0); /* strict: error; lenient: false */
+    assert_int_equal(seen[3], 1); /* strict and lenient */
+    assert_int_equal(seen[4], 0);
+    assert_int_equal(seen[5], 1); /* the event, inside and */
+    assert_int_equal(seen[6], 0);
+    /* once per trace for strict, the only propagate policy that fails: Len of an int, and
+     * Len of a missing attribute (nil) as in the Collector — every trace but 3 */
+    assert_int_equal(
+        metric(&f, "otelcol_processor_tail_sampling_sampling_policy_evaluation_error", ""), 5);
+    assert_int_equal(metric(&f, "otelcol_processor_tail_sampling_count_traces_sampled",
+                            "policy=\"strict\",sampled=\"true\""),
+                     1);
+    assert_int_equal(metric(&f, "otelcol_processor_tail_sampling_count_traces_sampled",
+                            "policy=\"lenient\",sampled=\"true\""),
+                     1);
+    free_processor(&f);
+}
+
+/* A bad condition refuses the processor's config, naming the condition. */
+static void test_ottl_condition_processor_config(void **state)
+{
+    (void)state;
+    struct fixture f;
+    struct lg_err err = {{0}};
+    assert_int_not_equal(
+        make_processor(
+            &f,
+            "tail_sampling:\n  policies:\n    - name: o\n      type: ottl_condition\n"
+            "      ottl_condition:\n        span:\n          - 'attributes[\"a\"] == \"x\"'\n"
+            "          - 'attributes[\"a\"] === 1'\n",
+            &err),
+        0);
+    if (strstr(err.msg,
+               "tail_sampling.yaml:8:13: tail_sampling.policies[0].ottl_condition.span[1]: "
+               "invalid span condition at column 19") == NULL)
+        fail_msg("got '%s'", err.msg);
+    free_processor(&f);
+}
+
 /* Packs a span into malloc'd bytes (the canonical encoding, for comparisons). */
 static uint8_t *pack_span(const lg_span *s, size_t *len)
 {
@@ -1309,6 +1544,8 @@ int main(void)
         cmocka_unit_test(test_decision_thread),
         cmocka_unit_test(test_decision_after_root),
         cmocka_unit_test(test_llm_policies_on_batches),
+        cmocka_unit_test(test_ottl_condition_on_batches),
+        cmocka_unit_test(test_ottl_condition_processor_config),
         cmocka_unit_test(test_processor_config_errors),
         cmocka_unit_test(test_raw_index_forwarding),
     };
