@@ -9,6 +9,8 @@
 // trace ID <= MaxUint64 * 0.1), so the test knows exactly which traces must come out; every
 // kept trace must come out whole, the probabilistic-only ones carrying tracestate ot=th.
 // Late spans sent after the decision follow it. The gateway must exit 0 on SIGTERM.
+// A third test keeps traces by an ottl_condition policy (a span attribute and kind, a span
+// event) and drops the near misses.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -271,4 +273,58 @@ test('tail_sampling: pending traces are decided and flushed on SIGTERM', async (
     const spans = allSpans(gw.readSink());
     assert.equal(spans.length, 3, 'the error trace, whole, flushed at shutdown');
     assert.ok(spans.every((s) => s.span.traceId === a.id));
+});
+
+test('tail_sampling: ottl_condition keeps traces by span attribute and by span event, whole', async (t) => {
+    const gw = await startGateway(t, {
+        config: (ctx) => ({
+            receivers: { otlp: { protocols: { http: { endpoint: `127.0.0.1:${ctx.ports.http}` } } } },
+            processors: { tail_sampling: { decision_wait: '1s',
+                policies: [{ name: 'reasoning-or-exception', type: 'ottl_condition', ottl_condition: {
+                    error_mode: 'ignore',
+                    span: ['IsMatch(attributes["gen_ai.request.model"], "^o[0-9]") and kind == SPAN_KIND_CLIENT'],
+                    spanevent: ['name == "exception" and span.name != "ignored"'],
+                } }] } },
+            exporters: { file: { path: ctx.sinkPath } },
+            extensions: { health_check: { endpoint: `127.0.0.1:${ctx.ports.health}` } },
+            service: {
+                extensions: ['health_check'],
+                telemetry: { metrics: { address: `127.0.0.1:${ctx.ports.metrics}` } },
+                pipelines: { traces: { receivers: ['otlp'], processors: ['tail_sampling'], exporters: ['file'] } },
+            },
+        }),
+    });
+    const rec = recording(new ProtoExporter({ url: `${gw.httpUrl}/v1/traces` }));
+    const tp = provider(rec.exporter, 'ts-ottl');
+    const tr = tp.getTracer('it');
+    // kept: a CLIENT span calling a reasoning model
+    const reasoning = makeTrace(tr, 'reasoning', 3, (i, s) => i === 1 && s.setAttributes({ ...LLM, 'gen_ai.request.model': 'o3-mini' }));
+    reasoning.root.end();
+    // kept: an exception event on a child
+    const failing = makeTrace(tr, 'failing', 2, (i, s) => i === 0 && s.addEvent('exception', { 'exception.type': 'Timeout' }));
+    failing.root.end();
+    // dropped: an ordinary model; an exception event on a span named "ignored"; the model
+    // on a SERVER span (the kind condition fails)
+    const plain = makeTrace(tr, 'plain', 2, (i, s) => s.setAttributes(LLM));
+    plain.root.end();
+    const ignoredRoot = tr.startSpan('ignored', { kind: SpanKind.SERVER });
+    ignoredRoot.addEvent('exception', { 'exception.type': 'Noise' });
+    ignoredRoot.end();
+    const server = tr.startSpan('server-model', { kind: SpanKind.SERVER, attributes: { 'gen_ai.request.model': 'o1' } });
+    server.end();
+    await tp.forceFlush();
+    await assertExportsSucceeded(rec, 'spans');
+    await tp.shutdown();
+    await poll(gw, async () => {
+        const m = await gw.selfMetrics();
+        return promValue(m, 'otelcol_processor_tail_sampling_global_count_traces_sampled', { sampled: 'true' }) === 2 &&
+            promValue(m, 'otelcol_processor_tail_sampling_global_count_traces_sampled', { sampled: 'false' }) === 3;
+    }, { timeoutMs: 15000, what: 'five traces decided' });
+    await poll(gw, async () => allSpans(gw.readSink()).length >= 7, { timeoutMs: 10000, what: 'kept traces forwarded' });
+    const spans = allSpans(gw.readSink());
+    const byTrace = new Map();
+    for (const s of spans) byTrace.set(s.span.traceId, (byTrace.get(s.span.traceId) ?? 0) + 1);
+    assert.deepEqual([...byTrace.entries()].sort(), [[failing.id, 3], [reasoning.id, 4]].sort());
+    const exit = await gw.stop();
+    assert.equal(exit.code, 0, `gateway exit\n${gw.describe()}`);
 });
