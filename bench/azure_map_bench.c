@@ -9,7 +9,7 @@
  *
  * Usage: azure_map_bench [seconds=3] [gzip level=1] [mode: 0 map+gzip, 1 map only, 2 dump]
  * A gzip level of `isal` compresses with ISA-L's igzip at the exporter's level instead of
- * libdeflate (only in a build with LLMGATE_HAVE_ISAL, as exporters/azure_monitor.c).
+ * libdeflate, as exporters/azure_monitor.c does.
  * Mode 2 prints every envelope of the 16 batches, one per line, and nothing else: two
  * builds of the mapping must print the same (but for the `_OTELRESOURCE_` metric's time,
  * the clock's), which checks a speed change against the whole workload. Otherwise prints
@@ -22,9 +22,7 @@
 #include <string.h>
 #include <time.h>
 
-#ifdef LLMGATE_HAVE_ISAL
 #include <isa-l/igzip_lib.h>
-#endif
 
 #include "bench/workload.h"
 #include "core/batch.h"
@@ -34,7 +32,6 @@
 #define NREQ        16
 #define PER_REQUEST 1024 /* envelopes per request: the exporter's default maxbatchsize */
 
-#ifdef LLMGATE_HAVE_ISAL
 /* igzip level 1 into out, as exporters/azure_monitor.c's isal_gzip; 0 on failure */
 static size_t isal_gzip(const char *in, size_t len, uint8_t *out, size_t cap)
 {
@@ -53,7 +50,6 @@ static size_t isal_gzip(const char *in, size_t len, uint8_t *out, size_t cap)
     zs.flush = NO_FLUSH;
     return isal_deflate_stateless(&zs) == COMP_OK ? zs.total_out : 0;
 }
-#endif
 
 static double cpu_now(void)
 {
@@ -67,12 +63,6 @@ int main(int argc, char **argv)
     double secs = argc > 1 ? atof(argv[1]) : 3;
     bool isal = argc > 2 && strcmp(argv[2], "isal") == 0;
     int level = argc > 2 && !isal ? atoi(argv[2]) : 1;
-#ifndef LLMGATE_HAVE_ISAL
-    if (isal) {
-        fprintf(stderr, "azure_map_bench: built without ISA-L (LLMGATE_HAVE_ISAL)\n");
-        return 2;
-    }
-#endif
     int mode = argc > 3 ? atoi(argv[3]) : 0;
     struct wl_pool pool;
     struct lg_err err = {{0}};
@@ -139,11 +129,9 @@ int main(int argc, char **argv)
             *s = '[';
             *e = ']';
             size_t z = 0;
-#ifdef LLMGATE_HAVE_ISAL
             if (isal)
                 z = isal_gzip(s, n, out, cap);
             else
-#endif
                 z = lg_gzip(level, s, n, out, cap);
             *s = *e = ',';
             if (z == 0) {

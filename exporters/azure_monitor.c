@@ -42,9 +42,7 @@
 #include <string.h>
 #include <strings.h>
 
-#ifdef LLMGATE_HAVE_ISAL
 #include <isa-l/igzip_lib.h>
-#endif
 
 #include "../core/component.h"
 #include "../core/compress.h"
@@ -61,16 +59,14 @@
  * 10.9x and ~2.5x the time at level 6); the gateway's CPU is worth more than the last 7%
  * of upload bytes. */
 #define AZMON_GZIP_LEVEL 1
-#ifdef LLMGATE_HAVE_ISAL
-/* With ISA-L (Debian libisal-dev; the build defines LLMGATE_HAVE_ISAL when it links it),
- * bodies are gzip'd by its igzip at this level instead: real deflate (LZ77 matching and
- * Huffman coding, standard gzip that any inflater reads), measured on the benchmark's
+/* Bodies are gzip'd at this level by ISA-L's igzip (Debian libisal-dev, a required
+ * dependency), libdeflate (AZMON_GZIP_LEVEL) only when igzip cannot: real deflate (LZ77
+ * matching and Huffman coding, standard gzip that any inflater reads), measured on the benchmark's
  * envelopes at 0.88 us per envelope and ratio 9.5, against libdeflate level 1's 2.8 us and
  * 10.2 (bench/azure_map_bench.c). gzip was the largest single cost of the exporter; 7%
  * more upload bytes buy a third of the compression CPU. */
 #define AZMON_ISAL_LEVEL    1
 #define AZMON_ISAL_LEVEL_BUF ISAL_DEF_LVL1_DEFAULT
-#endif
 /* A consumer keeps its batch's envelope buffer for the next batch up to this size (an
  * 8192-span batch is ~7 MiB of JSON): no fresh pages to fault in per batch. */
 #define ITEMS_KEEP_MAX (16u * 1024 * 1024)
@@ -303,12 +299,10 @@ struct pending {
      * request) */
     uint8_t *buf;
     size_t buf_cap;
-#ifdef LLMGATE_HAVE_ISAL
     /* igzip's stream state and level tables (~0.4 MiB together), made on the slot's first
      * request and kept with it, like buf */
     struct isal_zstream *zs;
     uint8_t *zlevel_buf;
-#endif
 };
 
 struct azmon_state {
@@ -356,10 +350,8 @@ static void pending_free(struct pending *p)
     pending_clear(p);
     lg_azmon_items_free(&p->items);
     free(p->buf);
-#ifdef LLMGATE_HAVE_ISAL
     free(p->zs);
     free(p->zlevel_buf);
-#endif
     free(p);
 }
 
@@ -596,11 +588,10 @@ static bool buf_reserve(struct pending *p, size_t need)
 }
 
 /* gzip of in[0, len) into p->buf by ISA-L's igzip (see AZMON_ISAL_LEVEL); the
- * compressed length, or 0 when it is not built in, out of memory, or the output did not
- * fit (the caller then uses libdeflate). */
+ * compressed length, or 0 when out of memory or the output did not fit (the caller then
+ * uses libdeflate). */
 static size_t isal_gzip(struct pending *p, const char *in, size_t len)
 {
-#ifdef LLMGATE_HAVE_ISAL
     if (p->zs == NULL) {
         p->zs = malloc(sizeof *p->zs);
         p->zlevel_buf = malloc(AZMON_ISAL_LEVEL_BUF);
@@ -629,12 +620,6 @@ static size_t isal_gzip(struct pending *p, const char *in, size_t len)
     if (isal_deflate_stateless(zs) != COMP_OK)
         return 0;
     return zs->total_out;
-#else
-    (void)p;
-    (void)in;
-    (void)len;
-    return 0;
-#endif
 }
 
 /* "[e0,e1,...]" of the pending envelopes [off, off + cnt) into p->buf, gzip'd when
@@ -663,7 +648,7 @@ static size_t build_body(const struct azmon_state *st, struct pending *p, size_t
     *start = '[';
     *end = ']';
     out = isal_gzip(p, start, raw);
-    if (out == 0) /* (without ISA-L, or it could not: libdeflate) */
+    if (out == 0) /* (igzip could not: libdeflate) */
         out = lg_gzip(AZMON_GZIP_LEVEL, start, raw, p->buf, p->buf_cap);
     *start = ',';
     *end = ',';
