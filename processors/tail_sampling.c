@@ -953,6 +953,8 @@ static const struct lg_span_raw *raw_find(struct raw_cursor *rc, const lg_span *
  * encoded. Returns the original's entry (cursor advanced), or NULL when the span differs in
  * any other way (then it is encoded whole). */
 #define PB_SPAN_ATTRIBUTES_TAG 0x4a /* Span.attributes: field 9, length-delimited */
+/* more appended attributes than this: the span is encoded whole (llm_cost adds at most 10) */
+#define APPENDED_MAX 16
 
 static const struct lg_span_raw *raw_find_appended(struct raw_cursor *rc, const lg_span *span)
 {
@@ -960,7 +962,7 @@ static const struct lg_span_raw *raw_find_appended(struct raw_cursor *rc, const 
         return NULL;
     const struct lg_span_raw *e = &rc->idx[rc->pos];
     const lg_span *o = e->span;
-    if (span->n_attributes <= o->n_attributes)
+    if (span->n_attributes <= o->n_attributes || span->n_attributes - o->n_attributes > APPENDED_MAX)
         return NULL;
     lg_span tmp;
     memcpy(&tmp, span, sizeof tmp); /* a byte copy: padding compares as copied */
@@ -1054,10 +1056,14 @@ static int ts_consume(struct lg_component *c, struct lg_batch *b)
                     bytes = cur.raw + rw->off;
                     size = rw->len;
                 } else if ((orig = raw_find_appended(&cur, span)) != NULL) {
+                    /* the appended KeyValues' sizes, computed once (llm_cost appends a few;
+                     * raw_find_appended refuses more than APPENDED_MAX) */
+                    size_t kvlen[APPENDED_MAX], nadd = span->n_attributes - orig->span->n_attributes;
                     size = orig->len;
-                    for (size_t k = orig->span->n_attributes; k < span->n_attributes; k++) {
-                        size_t l = protobuf_c_message_get_packed_size(&span->attributes[k]->base);
-                        size += 1 + 10 + l; /* tag, length (at most 10 bytes), KeyValue */
+                    for (size_t k = 0; k < nadd; k++) {
+                        const ProtobufCMessage *kv = &span->attributes[orig->span->n_attributes + k]->base;
+                        kvlen[k] = protobuf_c_message_get_packed_size(kv);
+                        size += 1 + 10 + kvlen[k]; /* tag, length (at most 10 bytes), KeyValue */
                     }
                     if (size > enc_cap) {
                         uint8_t *nb = realloc(enc_heap, size);
@@ -1071,10 +1077,10 @@ static int ts_consume(struct lg_component *c, struct lg_batch *b)
                     }
                     memcpy(enc, cur.raw + orig->off, orig->len);
                     size = orig->len;
-                    for (size_t k = orig->span->n_attributes; k < span->n_attributes; k++) {
-                        const ProtobufCMessage *kv = &span->attributes[k]->base;
+                    for (size_t k = 0; k < nadd; k++) {
+                        const ProtobufCMessage *kv = &span->attributes[orig->span->n_attributes + k]->base;
                         enc[size++] = PB_SPAN_ATTRIBUTES_TAG;
-                        size += varint_put(enc + size, protobuf_c_message_get_packed_size(kv));
+                        size += varint_put(enc + size, kvlen[k]);
                         size += protobuf_c_message_pack(kv, enc + size);
                     }
                     bytes = enc;
