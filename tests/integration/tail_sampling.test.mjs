@@ -63,6 +63,21 @@ function provider(exporter, service) {
     });
 }
 
+/** OTLP/HTTP -> tail_sampling (decision_wait, policies) -> file sink, with health and metrics. */
+function httpTailConfig(decisionWait, policies) {
+    return (ctx) => ({
+        receivers: { otlp: { protocols: { http: { endpoint: `127.0.0.1:${ctx.ports.http}` } } } },
+        processors: { tail_sampling: { decision_wait: decisionWait, policies } },
+        exporters: { file: { path: ctx.sinkPath } },
+        extensions: { health_check: { endpoint: `127.0.0.1:${ctx.ports.health}` } },
+        service: {
+            extensions: ['health_check'],
+            telemetry: { metrics: { address: `127.0.0.1:${ctx.ports.metrics}` } },
+            pipelines: { traces: { receivers: ['otlp'], processors: ['tail_sampling'], exporters: ['file'] } },
+        },
+    });
+}
+
 /** A root span with `n` children; `mod(i, span)` may decorate child i. Returns the trace ID. */
 function makeTrace(tracer, name, n, mod = () => {}, parentCtx = undefined) {
     const root = tracer.startSpan(name, { kind: SpanKind.SERVER }, parentCtx);
@@ -242,18 +257,7 @@ test('tail_sampling: SDK traces over gRPC and HTTP, kept whole by the worked exa
 
 test('tail_sampling: pending traces are decided and flushed on SIGTERM', async (t) => {
     const gw = await startGateway(t, {
-        config: (ctx) => ({
-            receivers: { otlp: { protocols: { http: { endpoint: `127.0.0.1:${ctx.ports.http}` } } } },
-            processors: { tail_sampling: { decision_wait: '1h',
-                policies: [{ name: 'errors', type: 'status_code', status_code: { status_codes: ['ERROR'] } }] } },
-            exporters: { file: { path: ctx.sinkPath } },
-            extensions: { health_check: { endpoint: `127.0.0.1:${ctx.ports.health}` } },
-            service: {
-                extensions: ['health_check'],
-                telemetry: { metrics: { address: `127.0.0.1:${ctx.ports.metrics}` } },
-                pipelines: { traces: { receivers: ['otlp'], processors: ['tail_sampling'], exporters: ['file'] } },
-            },
-        }),
+        config: httpTailConfig('1h', [{ name: 'errors', type: 'status_code', status_code: { status_codes: ['ERROR'] } }]),
     });
     const rec = recording(new ProtoExporter({ url: `${gw.httpUrl}/v1/traces` }));
     const tp = provider(rec.exporter, 'ts-shutdown');
@@ -277,22 +281,11 @@ test('tail_sampling: pending traces are decided and flushed on SIGTERM', async (
 
 test('tail_sampling: ottl_condition keeps traces by span attribute and by span event, whole', async (t) => {
     const gw = await startGateway(t, {
-        config: (ctx) => ({
-            receivers: { otlp: { protocols: { http: { endpoint: `127.0.0.1:${ctx.ports.http}` } } } },
-            processors: { tail_sampling: { decision_wait: '1s',
-                policies: [{ name: 'reasoning-or-exception', type: 'ottl_condition', ottl_condition: {
-                    error_mode: 'ignore',
-                    span: ['IsMatch(attributes["gen_ai.request.model"], "^o[0-9]") and kind == SPAN_KIND_CLIENT'],
-                    spanevent: ['name == "exception" and span.name != "ignored"'],
-                } }] } },
-            exporters: { file: { path: ctx.sinkPath } },
-            extensions: { health_check: { endpoint: `127.0.0.1:${ctx.ports.health}` } },
-            service: {
-                extensions: ['health_check'],
-                telemetry: { metrics: { address: `127.0.0.1:${ctx.ports.metrics}` } },
-                pipelines: { traces: { receivers: ['otlp'], processors: ['tail_sampling'], exporters: ['file'] } },
-            },
-        }),
+        config: httpTailConfig('1s', [{ name: 'reasoning-or-exception', type: 'ottl_condition', ottl_condition: {
+            error_mode: 'ignore',
+            span: ['IsMatch(attributes["gen_ai.request.model"], "^o[0-9]") and kind == SPAN_KIND_CLIENT'],
+            spanevent: ['name == "exception" and span.name != "ignored"'],
+        } }]),
     });
     const rec = recording(new ProtoExporter({ url: `${gw.httpUrl}/v1/traces` }));
     const tp = provider(rec.exporter, 'ts-ottl');
